@@ -1,0 +1,76 @@
+"""Layer tables of the model zoo, and the paper's per-model distribution conventions.
+
+`model_specs` builds a zoo model on torch's meta device (no weights are allocated, no arithmetic is
+done) and traces its LayerSpecs; torch is imported only inside it, and results are cached.
+`default_excluded` says which layers stay dense and outside the budget for a model and distribution,
+following the paper: Uniform keeps the first layer of a CNN dense; ERK includes it for ResNet-50 (the
+authors' ERK runs sparsify conv1 and fc) but MobileNets keep their first layer dense under both
+distributions (Sec. 4.2, "due to its low parameter count").
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Sequence
+
+from .distributions import LayerAllocation, allocate
+from .layers import LayerSpec
+
+MODEL_NAMES = ("resnet50", "mobilenet_v1", "mobilenet_v2", "wide_resnet_22_2", "char_gru", "mlp", "small_cnn")
+_CNNS = ("resnet50", "mobilenet_v1", "mobilenet_v2", "wide_resnet_22_2", "small_cnn")
+_FIRST_LAYER_ALWAYS_DENSE = ("mobilenet_v1", "mobilenet_v2")
+
+
+class ZooError(ValueError):
+    """Unknown model name or bad width."""
+
+
+def check_model_name(name: str) -> str:
+    if name not in MODEL_NAMES:
+        raise ZooError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return name
+
+
+@lru_cache(maxsize=64)
+def _specs_cached(name: str, width: float, num_classes: int | None) -> tuple[LayerSpec, ...]:
+    import torch
+
+    from .layers import trace_layer_specs
+    from .models import MODELS, build_model
+
+    entry = MODELS[name]
+    shape = (1, *entry.input_shape)
+    with torch.device("meta"):
+        model = build_model(name, width=width, num_classes=num_classes)
+        if entry.input_dtype == "int64":
+            x = torch.zeros(shape, dtype=torch.int64)
+        else:
+            x = torch.zeros(shape, dtype=torch.float32)
+        return tuple(trace_layer_specs(model, x))
+
+
+def model_specs(name: str, width: float = 1.0, num_classes: int | None = None) -> list[LayerSpec]:
+    """LayerSpecs of every sparsifiable weight of a zoo model, in forward order."""
+    check_model_name(name)
+    if not width > 0:
+        raise ZooError(f"width must be > 0, got {width}")
+    return list(_specs_cached(name, float(width), num_classes))
+
+
+def default_excluded(model: str, distribution: str, specs: Sequence[LayerSpec]) -> tuple[str, ...]:
+    """Layers kept dense and outside the budget by the paper's conventions (see module docstring)."""
+    if model not in _CNNS or not specs:
+        return ()
+    if distribution == "uniform" or model in _FIRST_LAYER_ALWAYS_DENSE:
+        return (specs[0].name,)
+    return ()
+
+
+def model_allocation(model: str, distribution: str, sparsity: float, width: float = 1.0,
+                     excluded: Sequence[str] | None = None, power: float = 1.0,
+                     num_classes: int | None = None) -> tuple[list[LayerSpec], LayerAllocation]:
+    """Specs and per-layer nonzeros of a zoo model under a distribution (paper conventions by default)."""
+    specs = model_specs(model, width, num_classes)
+    shapes = {s.name: s.weight_shape for s in specs}
+    excl = default_excluded(model, distribution, specs) if excluded is None else tuple(excluded)
+    return specs, allocate(shapes, sparsity, distribution, excluded=excl, power=power)
