@@ -1,0 +1,168 @@
+"""`rigl-hw` command line. Each subcommand imports its package only when it runs.
+
+Errors on bad input print one line `rigl-hw: error: ...` to stderr and exit with code 2.
+`--json` prints exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, Sequence
+
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return v
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+
+
+# --------------------------------------------------------------------------------------------- flops
+def _add_flops(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("flops", help="parameters, inference and training FLOPs of a sparse model",
+                       description="Per-layer parameters and FLOPs of a zoo model under a sparsity distribution "
+                                   "(RigL paper Appendix H: 2·nnz·P + E FLOPs per layer per sample).")
+    p.add_argument("--model", required=True, help="zoo model name (resnet50, mobilenet_v1, ...)")
+    p.add_argument("--width", type=_float, default=1.0, help="width multiplier (default 1.0)")
+    p.add_argument("--distribution", required=True, help="uniform | er | erk")
+    p.add_argument("--sparsity", type=_float, required=True, help="overall sparsity S in [0, 1)")
+    p.add_argument("--power", type=_float, default=1.0, help="ER/ERK power-scale parameter (default 1)")
+    p.add_argument("--method", help="training method: dense, static, snip, set, small_dense, rigl, snfs, pruning")
+    p.add_argument("--delta-t", type=_positive_int, help="steps between mask updates (rigl)")
+    p.add_argument("--multiplier", type=_float, default=1.0, help="train M× longer (default 1)")
+    p.add_argument("--t-end", type=_positive_int, default=None,
+                   help="last mask-update step of the 1x run (default: updates over the whole run, as the paper's formula)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="steps of the 1x run (default 32000, ImageNet)")
+    p.add_argument("--batch", type=_positive_int, default=None, help="batch size (default 4096, ImageNet)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_flops)
+
+
+def _run_flops(args: argparse.Namespace) -> int:
+    from .flops_report import flops_report, format_flops_table
+
+    report = flops_report(model=args.model, width=args.width, distribution=args.distribution,
+                          sparsity=args.sparsity, power=args.power, method=args.method, delta_t=args.delta_t,
+                          multiplier=args.multiplier, t_end=args.t_end, steps=args.steps, batch=args.batch)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_flops_table(report))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- trace
+def _add_trace(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("trace", help="make synthetic training traces")
+    tsub = p.add_subparsers(dest="trace_command", required=True)
+    s = tsub.add_parser("synth", help="write a synthetic trace (random positions, exact counts) for a zoo model",
+                        description="Synthetic RigL trace with the structure of a recorded one: exact nonzeros per "
+                                    "layer, drop/grow counts following the cosine schedule, random positions.")
+    s.add_argument("--model", required=True)
+    s.add_argument("--width", type=_float, default=1.0)
+    s.add_argument("--distribution", required=True)
+    s.add_argument("--sparsity", type=_float, required=True)
+    s.add_argument("--steps", type=_positive_int, required=True)
+    s.add_argument("--delta-t", type=_positive_int, required=True)
+    s.add_argument("--alpha", type=_float, default=0.3)
+    s.add_argument("--t-end", type=_positive_int, required=True)
+    s.add_argument("--decay", default="cosine", help="cosine | constant | inverse_power")
+    s.add_argument("--batch", type=_positive_int, required=True)
+    s.add_argument("--method", default="rigl", help="rigl | set | snfs | static")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="output trace directory")
+    s.set_defaults(func=_run_trace_synth)
+
+
+def _run_trace_synth(args: argparse.Namespace) -> int:
+    from .trace_synth import write_synthetic_trace
+
+    out = write_synthetic_trace(args.out, args.model, args.distribution, args.sparsity, args.steps, args.delta_t,
+                                args.alpha, args.t_end, args.batch, decay=args.decay, seed=args.seed,
+                                width=args.width, method=args.method)
+    print(f"wrote synthetic trace {out}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- demo
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the main job end to end on embedded defaults (no downloads)")
+    p.add_argument("--out", default="demo_out", help="output directory (default demo_out)")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.out)
+
+
+# ---------------------------------------------------------------------------------------------- main
+_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _add_trace, _add_demo]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rigl-hw",
+        description="Sparse training (RigL and baselines) and what it costs on sparse hardware.")
+    parser.add_argument("--version", action="version", version="rigl-hw 0.1.0")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _REGISTRARS:
+        register(sub)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Error types that mean bad input (message shown, exit 2), imported lazily where cheap."""
+    errors: list[type[BaseException]] = [CliError, FileNotFoundError, NotADirectoryError, PermissionError,
+                                         IsADirectoryError]
+    from .distributions import DistributionError
+    from .flops import FlopsError
+    from .schedules import ScheduleError
+    from .trace import TraceError
+    from .zoo import ZooError
+    errors += [DistributionError, FlopsError, ScheduleError, TraceError, ZooError]
+    for mod, name in (("simulator.hardware", "HardwareSpecError"), ("export.checkpoint", "ExportError"),
+                      ("rigl_hw.checkpoint", "CheckpointError"), ("rigl_hw.errors", "RiglHwError")):
+        m = sys.modules.get(mod)
+        if m is not None and hasattr(m, name):
+            errors.append(getattr(m, name))
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("rigl-hw: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - mapped to a one-line message if it is a user error
+        if isinstance(e, _user_errors()) or getattr(e, "user_error", False):
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)) and e.filename:
+                msg = f"{e.strerror}: {e.filename}"
+            print(f"rigl-hw: error: {msg}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

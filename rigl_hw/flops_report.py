@@ -1,0 +1,101 @@
+"""Assemble the `rigl-hw flops` report: per-layer parameters and FLOPs, totals, training cost.
+
+Pure glue over zoo (layer tables), distributions and flops; returns plain dicts (JSON-ready).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from .distributions import DISTRIBUTIONS, DistributionError
+from .flops import (IMAGENET_BATCH, IMAGENET_STEPS, METHODS, NEEDS_DELTA_T, FlopsError, inference_flops,
+                    solve_width, training_flops)
+from .zoo import check_model_name, model_allocation, model_specs
+
+
+def small_dense_width(model: str, target_params: int, num_classes: int | None = None) -> float:
+    """Width multiplier whose dense sparsifiable-parameter count is the largest not above target_params."""
+    return solve_width(lambda w: sum(s.n_params for s in model_specs(model, round(w, 4), num_classes)),
+                       target_params, lo=0.01, hi=1.0, tol=1e-4)
+
+
+def flops_report(model: str, distribution: str, sparsity: float, width: float = 1.0, power: float = 1.0,
+                 method: str | None = None, delta_t: int | None = None, multiplier: float = 1.0,
+                 t_end: int | None = None, steps: int | None = None, batch: int | None = None) -> dict[str, Any]:
+    """The report of `rigl-hw flops` (see README for the JSON schema). FLOPs are per sample except
+    train_flops, which are per run."""
+    check_model_name(model)
+    if not width > 0:
+        raise FlopsError(f"--width must be > 0, got {width}")
+    if distribution not in DISTRIBUTIONS:
+        raise DistributionError(f"unknown distribution {distribution!r}; choose one of {', '.join(DISTRIBUTIONS)}")
+    if method is not None:
+        if method not in METHODS:
+            raise FlopsError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if method in NEEDS_DELTA_T and delta_t is None:
+            raise FlopsError(f"method {method} needs --delta-t (steps between mask updates), e.g. --delta-t 100")
+        if delta_t is not None and delta_t <= 0:
+            raise FlopsError(f"--delta-t must be a positive number of steps, got {delta_t}")
+        if not multiplier > 0:
+            raise FlopsError(f"--multiplier must be > 0, got {multiplier}")
+    specs, alloc = model_allocation(model, distribution, sparsity, width=width, power=power)
+    nnz = alloc.as_dict()
+    dense_f = inference_flops(specs)
+    sparse_f = inference_flops(specs, nnz)
+    f_d, f_s = float(dense_f.sum()), float(sparse_f.sum())
+    report: dict[str, Any] = {
+        "model": model, "width": width, "distribution": distribution, "sparsity": sparsity,
+        "params": {"dense": alloc.total_params, "sparse": alloc.total_nonzeros},
+        "inference_flops": {"dense": f_d, "sparse": f_s, "ratio": f_s / f_d},
+    }
+    if method is not None:
+        n_steps = steps or IMAGENET_STEPS
+        n_batch = batch or IMAGENET_BATCH
+        f_method = f_s
+        extra: dict[str, Any] = {}
+        if method == "small_dense":
+            w = small_dense_width(model, alloc.total_nonzeros)
+            f_method = float(inference_flops(model_specs(model, round(w * width, 4))).sum())
+            extra["small_dense_width"] = round(w * width, 4)
+        elif method == "dense":
+            f_method = f_d
+
+        @lru_cache(maxsize=None)
+        def f_at(s: float) -> float:
+            if s <= 0:
+                return f_d
+            sp, al = model_allocation(model, distribution, s, width=width, power=power)
+            return float(inference_flops(sp, al.as_dict()).sum())
+
+        tf = training_flops(method, f_method, f_d, delta_t=delta_t, multiplier=multiplier, steps=n_steps,
+                            batch=n_batch, t_end=t_end, f_at_sparsity=f_at, final_sparsity=sparsity)
+        report["train_flops"] = {"dense": tf.dense_total, "sparse": tf.total, "ratio": tf.ratio,
+                                 "method": method, "multiplier": multiplier, "delta_t": delta_t,
+                                 "steps": tf.steps, "batch": n_batch, **extra}
+    report["layers"] = [
+        {"name": s.name, "kind": s.kind, "shape": list(s.weight_shape), "params": s.n_params,
+         "sparsity": 1.0 - nnz[s.name] / s.n_params, "inference_flops_dense": int(fd),
+         "inference_flops": int(fs)}
+        for s, fd, fs in zip(specs, dense_f, sparse_f)
+    ]
+    return report
+
+
+def format_flops_table(report: dict[str, Any]) -> str:
+    """Readable per-layer table and totals."""
+    lines = [f"{report['model']} (width {report['width']}), {report['distribution']} at sparsity {report['sparsity']}",
+             f"{'layer':<28} {'kind':<6} {'shape':<20} {'params':>10} {'sparsity':>8} {'MFLOPs dense':>13} {'MFLOPs':>10}"]
+    for r in report["layers"]:
+        shape = "x".join(str(v) for v in r["shape"])
+        lines.append(f"{r['name']:<28} {r['kind']:<6} {shape:<20} {r['params']:>10,} {r['sparsity']:>8.3f} "
+                     f"{r['inference_flops_dense'] / 1e6:>13.2f} {r['inference_flops'] / 1e6:>10.2f}")
+    p, f = report["params"], report["inference_flops"]
+    lines += ["",
+              f"sparsifiable params: dense {p['dense']:,}  sparse {p['sparse']:,}  ({p['sparse'] / p['dense']:.3f}x)",
+              f"inference FLOPs per sample: dense {f['dense']:.4g}  sparse {f['sparse']:.4g}  ({f['ratio']:.3f}x)"]
+    if "train_flops" in report:
+        t = report["train_flops"]
+        lines.append(f"training FLOPs per run ({t['method']}, {t['multiplier']}x, {t['steps']} steps x batch {t['batch']}): "
+                     f"dense 1x {t['dense']:.4g}  {t['method']} {t['sparse']:.4g}  ({t['ratio']:.3f}x)")
+    return "\n".join(lines)

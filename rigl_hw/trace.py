@@ -1,0 +1,286 @@
+"""Training traces: the versioned contract between the trainer and the simulator (numpy-only).
+
+A trace is a directory:
+  trace.json   format_version, model, LayerSpec table, batch size, total steps, method and its
+               hyper-parameters, seed, and `masks`: "real" (recorded in training) or "synthetic".
+  masks.npz    (np.load with allow_pickle=False)
+               init_<i>        uint8   bit-packed initial mask of layer i (np.packbits of the weight
+                                       flattened in C order, bitorder "big")
+               update_steps    int64 (U,)     steps at which masks were updated
+               dropped, grown  int64 (U, L)   connections removed / added per update and layer
+               real traces only, per update u:
+               changed_idx_<u> int64          flat indices whose mask bit flipped (XOR), layers concatenated
+               changed_ptr_<u> int64 (L+1,)   offsets of each layer's indices in changed_idx_<u>
+  steps.csv    step, loss, lr, is_update  (one row per logged step)
+Synthetic traces store no changed indices: their positions are random and are regenerated on read,
+deterministically from `synthetic_seed` (see `_synthetic_update`), with exactly the stored counts.
+
+Mask timing: the mask updated at step t is computed after step t's backward pass and is used from
+step t + 1 on; `mask_at(layer, step)` returns the mask step `step` trains with.
+Files are written under temporary names and renamed; trace.json is written last, so a directory with
+a trace.json is a complete trace.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .layers import LayerSpec, specs_from_json, specs_to_json
+
+FORMAT_VERSION = 1
+MASK_KINDS = ("real", "synthetic")
+
+
+class TraceError(ValueError):
+    """Missing, corrupt, mismatched or unsupported trace."""
+
+
+def pack_mask(mask: np.ndarray) -> np.ndarray:
+    """Bit-pack a bool mask (C order, big bit order): ceil(N/8) bytes."""
+    return np.packbits(np.asarray(mask, dtype=bool).reshape(-1), bitorder="big")
+
+
+def unpack_mask(packed: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    n = int(np.prod(shape))
+    return np.unpackbits(packed, count=n, bitorder="big").astype(bool).reshape(tuple(shape))
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class TraceWriter:
+    """Records real masks during training; `close()` writes the trace directory atomically per file."""
+
+    def __init__(self, out_dir: str | os.PathLike, specs: Sequence[LayerSpec], initial_masks: Mapping[str, np.ndarray],
+                 meta: Mapping[str, Any]) -> None:
+        self.out_dir = Path(out_dir)
+        self.specs = list(specs)
+        self.meta = dict(meta)
+        missing = [s.name for s in self.specs if s.name not in initial_masks]
+        if missing:
+            raise TraceError(f"initial masks missing for layers {missing}")
+        self._prev = {s.name: np.asarray(initial_masks[s.name], dtype=bool).reshape(-1).copy() for s in self.specs}
+        for s in self.specs:
+            if self._prev[s.name].size != s.n_params:
+                raise TraceError(f"layer {s.name}: mask has {self._prev[s.name].size} entries, weight has {s.n_params}")
+        self._init = {s.name: pack_mask(self._prev[s.name]) for s in self.specs}
+        self._steps: list[int] = []
+        self._dropped: list[list[int]] = []
+        self._grown: list[list[int]] = []
+        self._changed: list[tuple[np.ndarray, np.ndarray]] = []
+        self._log: list[tuple[int, float, float, int]] = []
+
+    def add_update(self, step: int, masks: Mapping[str, np.ndarray]) -> None:
+        """Record the masks after the update at `step` (every layer; unchanged layers may be omitted)."""
+        if self._steps and step <= self._steps[-1]:
+            raise TraceError(f"update steps must increase: {step} after {self._steps[-1]}")
+        idx, ptr, dropped, grown = [], [0], [], []
+        for s in self.specs:
+            prev = self._prev[s.name]
+            new = np.asarray(masks[s.name], dtype=bool).reshape(-1) if s.name in masks else prev
+            flipped = np.flatnonzero(prev != new)
+            idx.append(flipped.astype(np.int64))
+            ptr.append(ptr[-1] + flipped.size)
+            dropped.append(int(np.count_nonzero(prev[flipped])))
+            grown.append(int(flipped.size - dropped[-1]))
+            self._prev[s.name] = new.copy()
+        self._steps.append(int(step))
+        self._dropped.append(dropped)
+        self._grown.append(grown)
+        self._changed.append((np.concatenate(idx) if idx else np.zeros(0, np.int64), np.asarray(ptr, np.int64)))
+
+    def log_step(self, step: int, loss: float, lr: float, is_update: bool) -> None:
+        self._log.append((int(step), float(loss), float(lr), int(bool(is_update))))
+
+    def close(self) -> Path:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {f"init_{i}": self._init[s.name] for i, s in enumerate(self.specs)}
+        L = len(self.specs)
+        arrays["update_steps"] = np.asarray(self._steps, dtype=np.int64)
+        arrays["dropped"] = np.asarray(self._dropped, dtype=np.int64).reshape(-1, L)
+        arrays["grown"] = np.asarray(self._grown, dtype=np.int64).reshape(-1, L)
+        for u, (idx, ptr) in enumerate(self._changed):
+            arrays[f"changed_idx_{u}"] = idx
+            arrays[f"changed_ptr_{u}"] = ptr
+        write_trace_files(self.out_dir, self.specs, {**self.meta, "masks": "real"}, arrays, self._log)
+        return self.out_dir
+
+
+def write_trace_files(out_dir: Path, specs: Sequence[LayerSpec], meta: Mapping[str, Any],
+                      arrays: Mapping[str, np.ndarray], log: Sequence[tuple[int, float, float, int]]) -> None:
+    """Write masks.npz, steps.csv, then trace.json (last), each via temp file + rename."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    _atomic_write_bytes(out_dir / "masks.npz", buf.getvalue())
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(["step", "loss", "lr", "is_update"])
+    w.writerows(log)
+    _atomic_write_bytes(out_dir / "steps.csv", text.getvalue().encode())
+    doc = {"format_version": FORMAT_VERSION, **meta, "layers": specs_to_json(specs)}
+    _atomic_write_bytes(out_dir / "trace.json", json.dumps(doc, indent=1).encode())
+
+
+@dataclass
+class Trace:
+    """A trace read back from disk. Masks are handled bit-packed; see module docstring for timing."""
+
+    path: Path
+    meta: dict[str, Any]
+    specs: list[LayerSpec]
+    update_steps: np.ndarray
+    dropped: np.ndarray
+    grown: np.ndarray
+    _npz: Any = field(repr=False)
+    _init: list[np.ndarray] = field(repr=False)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    @property
+    def masks_kind(self) -> str:
+        return self.meta["masks"]
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.meta["batch_size"])
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.meta["total_steps"])
+
+    @property
+    def method(self) -> str:
+        return str(self.meta.get("method", "rigl"))
+
+    @property
+    def n_updates(self) -> int:
+        return int(self.update_steps.size)
+
+    def initial_nonzeros(self) -> np.ndarray:
+        return np.array([int(np.unpackbits(p, count=s.n_params).sum()) for p, s in zip(self._init, self.specs)])
+
+    def iter_snapshots(self) -> Iterator[tuple[int, int, list[np.ndarray]]]:
+        """Yield (first_step, last_step_exclusive, packed masks per layer) for every interval of constant
+        masks: snapshot 0 runs steps [0, t_1], snapshot u runs (t_u, t_{u+1}], the last one to the end."""
+        flat = [np.unpackbits(p, count=s.n_params).astype(bool) for p, s in zip(self._init, self.specs)]
+        bounds = [0, *[int(t) + 1 for t in self.update_steps], self.total_steps]
+        for u in range(self.n_updates + 1):
+            if u > 0:
+                self._apply_update(u - 1, flat)
+            yield bounds[u], bounds[u + 1], [np.packbits(m, bitorder="big") for m in flat]
+
+    def packed_masks_at(self, step: int) -> list[np.ndarray]:
+        """Packed masks (one per layer, spec order) that step `step` trains with."""
+        u_needed = int(np.searchsorted(self.update_steps, step, side="left"))  # updates strictly before step
+        flat = [np.unpackbits(p, count=s.n_params).astype(bool) for p, s in zip(self._init, self.specs)]
+        for u in range(u_needed):
+            self._apply_update(u, flat)
+        return [np.packbits(m, bitorder="big") for m in flat]
+
+    def mask_at(self, layer: str, step: int) -> np.ndarray:
+        """Bool mask (weight shape) of `layer` used by step `step`."""
+        i = self.layer_names.index(layer) if layer in self.layer_names else None
+        if i is None:
+            raise TraceError(f"trace has no layer {layer!r}; layers: {self.layer_names[:6]}...")
+        return unpack_mask(self.packed_masks_at(step)[i], self.specs[i].weight_shape)
+
+    def _apply_update(self, u: int, flat: list[np.ndarray]) -> None:
+        if self.masks_kind == "real":
+            idx = self._npz[f"changed_idx_{u}"]
+            ptr = self._npz[f"changed_ptr_{u}"]
+            for i, m in enumerate(flat):
+                sel = idx[ptr[i]:ptr[i + 1]]
+                m[sel] = ~m[sel]
+        else:
+            _synthetic_update(flat, self.dropped[u], self.grown[u], int(self.meta["synthetic_seed"]), u)
+
+
+def _synthetic_update(flat: list[np.ndarray], dropped: np.ndarray, grown: np.ndarray, seed: int, u: int) -> None:
+    """Random drop/grow in place: per layer, `dropped` random active positions turn off, then `grown`
+    random positions among the inactive ones (just-dropped included, as RigL allows) turn on."""
+    rng = np.random.default_rng([seed, u])
+    for i, m in enumerate(flat):
+        k_drop, k_grow = int(dropped[i]), int(grown[i])
+        if k_drop == 0 and k_grow == 0:
+            continue
+        active = np.flatnonzero(m)
+        m[rng.choice(active, size=k_drop, replace=False)] = False
+        need = k_grow
+        while need > 0:
+            cand = rng.integers(0, m.size, size=2 * need + 16)
+            cand = cand[~m[cand]]
+            cand = cand[np.sort(np.unique(cand, return_index=True)[1])][:need]
+            m[cand] = True
+            need -= cand.size
+
+
+def read_trace(path: str | os.PathLike) -> Trace:
+    """Read and validate a trace directory; raise TraceError with a one-line reason."""
+    p = Path(path)
+    meta_file = p / "trace.json"
+    if not p.is_dir():
+        raise TraceError(f"trace directory {p} does not exist; make one with `rigl-hw train` or `rigl-hw trace synth`")
+    if not meta_file.is_file():
+        raise TraceError(f"{p} has no trace.json: not a trace directory (or an unfinished one)")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TraceError(f"{meta_file} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); the trace is corrupt")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise TraceError(f"unsupported trace format version {version!r} in {meta_file}; this rigl-hw reads version {FORMAT_VERSION}")
+    for key in ("layers", "batch_size", "total_steps", "masks"):
+        if key not in meta:
+            raise TraceError(f"{meta_file} lacks the field {key!r}; the trace is corrupt")
+    if meta["masks"] not in MASK_KINDS:
+        raise TraceError(f"{meta_file}: masks must be one of {MASK_KINDS}, got {meta['masks']!r}")
+    try:
+        specs = specs_from_json(meta.pop("layers"))
+    except (TypeError, ValueError) as e:
+        raise TraceError(f"{meta_file}: bad layer table ({e})")
+    try:
+        npz = np.load(p / "masks.npz", allow_pickle=False)
+        names = set(npz.files)
+        init = [npz[f"init_{i}"] for i in range(len(specs))]
+        steps, dropped, grown = npz["update_steps"], npz["dropped"], npz["grown"]
+    except FileNotFoundError:
+        raise TraceError(f"{p} has no masks.npz; the trace is incomplete")
+    except (KeyError, ValueError, OSError) as e:
+        raise TraceError(f"{p / 'masks.npz'} is corrupt or incomplete ({e})")
+    for s, packed in zip(specs, init):
+        if packed.dtype != np.uint8 or packed.size != (s.n_params + 7) // 8:
+            raise TraceError(f"layer {s.name}: stored mask has {packed.size} bytes but weight shape {s.weight_shape} "
+                             f"needs {(s.n_params + 7) // 8}: masks and layer shapes do not match")
+    U, L = steps.size, len(specs)
+    if dropped.shape != (U, L) or grown.shape != (U, L):
+        raise TraceError(f"dropped/grown counts have shape {dropped.shape}, expected {(U, L)}: trace is inconsistent")
+    if U and (np.any(np.diff(steps) <= 0) or steps[0] < 0 or steps[-1] >= int(meta["total_steps"])):
+        raise TraceError("update steps must increase and lie inside the run")
+    if meta["masks"] == "real":
+        missing = [u for u in range(U) if f"changed_idx_{u}" not in names or f"changed_ptr_{u}" not in names]
+        if missing:
+            raise TraceError(f"real trace lacks the changed indices of updates {missing[:5]}: it is corrupt")
+    elif "synthetic_seed" not in meta:
+        raise TraceError("synthetic trace lacks synthetic_seed")
+    return Trace(p, meta, specs, steps, dropped, grown, npz, init)
