@@ -226,11 +226,20 @@ def _synthetic_update(flat: list[np.ndarray], dropped: np.ndarray, grown: np.nda
             continue
         active = np.flatnonzero(m)
         m[rng.choice(active, size=k_drop, replace=False)] = False
+        inactive = m.size - (active.size - k_drop)
+        if k_grow > inactive:
+            raise TraceError(f"synthetic update {u}: layer {i} cannot grow {k_grow} of {inactive} free positions")
+        if inactive < 4 * k_grow or inactive < m.size // 4:
+            m[rng.choice(np.flatnonzero(~m), size=k_grow, replace=False)] = True
+            continue
         need = k_grow
-        while need > 0:
-            cand = rng.integers(0, m.size, size=2 * need + 16)
+        stamp = np.empty(m.size, dtype=np.int64)
+        while need > 0:  # rejection sampling: most positions are free, so this ends in ~1 round
+            cand = rng.integers(0, m.size, size=int(need * m.size / inactive * 1.3) + 16)
             cand = cand[~m[cand]]
-            cand = cand[np.sort(np.unique(cand, return_index=True)[1])][:need]
+            order = np.arange(cand.size)
+            stamp[cand] = order                      # de-duplicate without sorting: keep last occurrences,
+            cand = cand[stamp[cand] == order][:need]  # which are in random order, so any prefix is uniform
             m[cand] = True
             need -= cand.size
 
