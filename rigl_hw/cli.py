@@ -100,6 +100,52 @@ def _run_trace_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------ hardware
+def _add_hardware(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hardware", help="list or show simulated hardware presets")
+    hsub = p.add_subparsers(dest="hardware_command", required=True)
+    ls = hsub.add_parser("list", help="names and descriptions of the shipped presets")
+    ls.set_defaults(func=_run_hardware_list)
+    show = hsub.add_parser("show", help="the full validated spec of a preset or a TOML file")
+    show.add_argument("name", help="preset name (see `rigl-hw hardware list`) or path to a .toml spec")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(func=_run_hardware_show)
+
+
+def _run_hardware_list(args: argparse.Namespace) -> int:
+    from simulator.hardware import list_presets, load_hardware
+
+    for name in list_presets():
+        spec = load_hardware(name)
+        arr = spec.pe_array
+        print(f"{name:<22} {arr.rows}x{arr.cols} {spec.dataflow:<3} {spec.number_format:<5} "
+              f"sparsity={spec.sparsity.mode:<5} format={spec.weight_format.kind:<8} {spec.description}")
+    return 0
+
+
+def _run_hardware_show(args: argparse.Namespace) -> int:
+    from simulator.hardware import load_hardware
+
+    spec = load_hardware(args.name).to_dict()
+    if args.json:
+        print(json.dumps(spec))
+        return 0
+
+    def show(d: dict, indent: str = "") -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                print(f"{indent}{k}:")
+                show(v, indent + "  ")
+            elif isinstance(v, (list, tuple)) and v and isinstance(v[0], dict):
+                for i, item in enumerate(v):
+                    print(f"{indent}{k}[{i}]:")
+                    show(item, indent + "  ")
+            else:
+                print(f"{indent}{k}: {v}")
+    show(spec)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- demo
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job end to end on embedded defaults (no downloads)")
@@ -114,7 +160,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- main
-_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _add_trace, _add_demo]
+_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _add_trace, _add_hardware, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,6 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rigl-hw: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `rigl-hw hardware show X | head`: the reader left, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:  # noqa: BLE001 - mapped to a one-line message if it is a user error
         if isinstance(e, _user_errors()) or getattr(e, "user_error", False):
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
