@@ -13,7 +13,7 @@ A trace is a directory:
                changed_ptr_<u> int64 (L+1,)   offsets of each layer's indices in changed_idx_<u>
   steps.csv    step, loss, lr, is_update  (one row per logged step)
 Synthetic traces store no changed indices: their positions are random and are regenerated on read,
-deterministically from `synthetic_seed` (see `_synthetic_update`), with exactly the stored counts.
+deterministically from `synthetic_seed` (see `_ReplayState.synthetic_update`), with exactly the stored counts.
 
 Mask timing: the mask updated at step t is computed after step t's backward pass and is used from
 step t + 1 on; `mask_at(layer, step)` returns the mask step `step` trains with.
@@ -183,20 +183,20 @@ class Trace:
     def iter_snapshots(self) -> Iterator[tuple[int, int, list[np.ndarray]]]:
         """Yield (first_step, last_step_exclusive, packed masks per layer) for every interval of constant
         masks: snapshot 0 runs steps [0, t_1], snapshot u runs (t_u, t_{u+1}], the last one to the end."""
-        flat = [np.unpackbits(p, count=s.n_params).astype(bool) for p, s in zip(self._init, self.specs)]
+        state = self._replay_state()
         bounds = [0, *[int(t) + 1 for t in self.update_steps], self.total_steps]
         for u in range(self.n_updates + 1):
             if u > 0:
-                self._apply_update(u - 1, flat)
-            yield bounds[u], bounds[u + 1], [np.packbits(m, bitorder="big") for m in flat]
+                self._apply_update(u - 1, state)
+            yield bounds[u], bounds[u + 1], [np.packbits(m, bitorder="big") for m in state.flat]
 
     def packed_masks_at(self, step: int) -> list[np.ndarray]:
         """Packed masks (one per layer, spec order) that step `step` trains with."""
         u_needed = int(np.searchsorted(self.update_steps, step, side="left"))  # updates strictly before step
-        flat = [np.unpackbits(p, count=s.n_params).astype(bool) for p, s in zip(self._init, self.specs)]
+        state = self._replay_state()
         for u in range(u_needed):
-            self._apply_update(u, flat)
-        return [np.packbits(m, bitorder="big") for m in flat]
+            self._apply_update(u, state)
+        return [np.packbits(m, bitorder="big") for m in state.flat]
 
     def mask_at(self, layer: str, step: int) -> np.ndarray:
         """Bool mask (weight shape) of `layer` used by step `step`."""
@@ -205,43 +205,46 @@ class Trace:
             raise TraceError(f"trace has no layer {layer!r}; layers: {self.layer_names[:6]}...")
         return unpack_mask(self.packed_masks_at(step)[i], self.specs[i].weight_shape)
 
-    def _apply_update(self, u: int, flat: list[np.ndarray]) -> None:
+    def _replay_state(self) -> "_ReplayState":
+        flat = [np.unpackbits(p, count=s.n_params).astype(bool) for p, s in zip(self._init, self.specs)]
+        return _ReplayState(flat, synthetic=self.masks_kind == "synthetic")
+
+    def _apply_update(self, u: int, state: "_ReplayState") -> None:
         if self.masks_kind == "real":
             idx = self._npz[f"changed_idx_{u}"]
             ptr = self._npz[f"changed_ptr_{u}"]
-            for i, m in enumerate(flat):
+            for i, m in enumerate(state.flat):
                 sel = idx[ptr[i]:ptr[i + 1]]
                 m[sel] = ~m[sel]
         else:
-            _synthetic_update(flat, self.dropped[u], self.grown[u], int(self.meta["synthetic_seed"]), u)
+            state.synthetic_update(self.dropped[u], self.grown[u], int(self.meta["synthetic_seed"]), u)
 
 
-def _synthetic_update(flat: list[np.ndarray], dropped: np.ndarray, grown: np.ndarray, seed: int, u: int) -> None:
-    """Random drop/grow in place: per layer, `dropped` random active positions turn off, then `grown`
-    random positions among the inactive ones (just-dropped included, as RigL allows) turn on."""
-    rng = np.random.default_rng([seed, u])
-    for i, m in enumerate(flat):
-        k_drop, k_grow = int(dropped[i]), int(grown[i])
-        if k_drop == 0 and k_grow == 0:
-            continue
-        active = np.flatnonzero(m)
-        m[rng.choice(active, size=k_drop, replace=False)] = False
-        inactive = m.size - (active.size - k_drop)
-        if k_grow > inactive:
-            raise TraceError(f"synthetic update {u}: layer {i} cannot grow {k_grow} of {inactive} free positions")
-        if inactive < 4 * k_grow or inactive < m.size // 4:
-            m[rng.choice(np.flatnonzero(~m), size=k_grow, replace=False)] = True
-            continue
-        need = k_grow
-        stamp = np.empty(m.size, dtype=np.int64)
-        while need > 0:  # rejection sampling: most positions are free, so this ends in ~1 round
-            cand = rng.integers(0, m.size, size=int(need * m.size / inactive * 1.3) + 16)
-            cand = cand[~m[cand]]
-            order = np.arange(cand.size)
-            stamp[cand] = order                      # de-duplicate without sorting: keep last occurrences,
-            cand = cand[stamp[cand] == order][:need]  # which are in random order, so any prefix is uniform
-            m[cand] = True
-            need -= cand.size
+class _ReplayState:
+    """Masks being replayed; for synthetic traces also each layer's list of active positions, so a
+    random drop/grow costs O(k) (rigl_hw.replay_kernel), not O(N)."""
+
+    def __init__(self, flat: list[np.ndarray], synthetic: bool) -> None:
+        self.flat = flat
+        if synthetic:
+            self.active = [np.flatnonzero(m).astype(np.int64) for m in flat]
+
+    def synthetic_update(self, dropped: np.ndarray, grown: np.ndarray, seed: int, u: int) -> None:
+        """Random drop/grow in place: per layer, `dropped` random active positions turn off, then as many
+        random inactive positions turn on (the seed of layer i at update u is derived from (seed, u, i))."""
+        from .replay_kernel import drop_grow
+
+        seeds = np.random.default_rng([seed, u]).integers(0, 2**31 - 1, size=len(self.flat))
+        for i, m in enumerate(self.flat):
+            k_drop, k_grow = int(dropped[i]), int(grown[i])
+            if k_drop != k_grow:
+                raise TraceError(f"synthetic update {u}: layer {i} drops {k_drop} but grows {k_grow}; "
+                                 "synthetic traces keep nnz constant")
+            if k_drop == 0:
+                continue
+            if k_drop > self.active[i].size or k_grow > m.size - self.active[i].size + k_drop:
+                raise TraceError(f"synthetic update {u}: layer {i} cannot move {k_drop} of {self.active[i].size} weights")
+            drop_grow(m, self.active[i], k_drop, int(seeds[i]))
 
 
 def read_trace(path: str | os.PathLike) -> Trace:

@@ -39,6 +39,9 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
         upd = sched.update_steps(steps)
         counts = changed_per_update(sched, alloc.nonzeros, steps)
         counts[:, [not b for b in alloc.in_budget]] = 0   # excluded layers stay dense
+        # a layer can only move connections to free positions: a dense layer (ERK's dense fix) keeps its mask
+        free = np.asarray(alloc.n_params, dtype=np.int64) - np.asarray(alloc.nonzeros, dtype=np.int64)
+        counts = np.minimum(counts, free[None, :])
     arrays = {f"init_{i}": pack_mask(init[s.name]) for i, s in enumerate(specs)}
     arrays.update(update_steps=upd, dropped=counts, grown=counts.copy())
     is_upd = np.zeros(steps, dtype=np.int64)
