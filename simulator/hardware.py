@@ -1,0 +1,281 @@
+"""Hardware spec of a simulated sparse accelerator: frozen dataclasses loaded from TOML, validated strictly.
+
+Every field carries its unit in its name or docstring. A bad spec raises `HardwareSpecError` (a
+`ValueError`) with a one-line message that names the field path, e.g.
+``pe_array.rows: must be a positive integer, got 0``. Presets live in `simulator/presets/*.toml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+
+DATAFLOWS = ("ws", "os", "is")
+NUMBER_FORMATS = ("fp32", "bf16", "int8")
+SPARSITY_MODES = ("none", "gate", "skip")
+SPARSE_OPERANDS = ("weights", "activations", "gradients")
+WEIGHT_FORMATS = ("dense", "bitmask", "csr", "csc", "coo", "rle", "nm")
+VALUE_BYTES = {"fp32": 4, "bf16": 2, "int8": 1}
+
+
+class HardwareSpecError(ValueError):
+    """A hardware spec that cannot be used; the message names the offending field path."""
+
+
+# --- field checks (each returns the cleaned value or raises HardwareSpecError) ------------------
+def _pos_int(path: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise HardwareSpecError(f"{path}: must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _nonneg_int(path: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise HardwareSpecError(f"{path}: must be a non-negative integer, got {v!r}")
+    return int(v)
+
+
+def _pos_float(path: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise HardwareSpecError(f"{path}: must be a positive number, got {v!r}")
+    return float(v)
+
+
+def _nonneg_float(path: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise HardwareSpecError(f"{path}: must be a non-negative number, got {v!r}")
+    return float(v)
+
+
+def _string(path: str, v: Any) -> str:
+    if not isinstance(v, str):
+        raise HardwareSpecError(f"{path}: must be a string, got {type(v).__name__} {v!r}")
+    return v
+
+
+def _boolean(path: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise HardwareSpecError(f"{path}: must be true or false, got {v!r}")
+    return v
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def check(path: str, v: Any) -> str:
+        _string(path, v)
+        if v not in options:
+            raise HardwareSpecError(f"{path}: {v!r} is not one of {list(options)}")
+        return v
+    return check
+
+
+def _operands(path: str, v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list):
+        raise HardwareSpecError(f"{path}: must be a list of strings, got {v!r}")
+    out = tuple(_choice(SPARSE_OPERANDS)(f"{path}[{i}]", x) for i, x in enumerate(v))
+    if len(set(out)) != len(out):
+        raise HardwareSpecError(f"{path}: duplicate operand in {list(out)}")
+    return out
+
+
+def _nm(path: str, v: Any) -> tuple[int, int]:
+    if not isinstance(v, list) or len(v) != 2:
+        raise HardwareSpecError(f"{path}: must be a list [N, M], got {v!r}")
+    n, m = _pos_int(f"{path}[0]", v[0]), _pos_int(f"{path}[1]", v[1])
+    if n >= m:
+        raise HardwareSpecError(f"{path}: N must be smaller than M, got [{n}, {m}]")
+    return (n, m)
+
+
+def _build(cls: type, table: Any, path: str) -> Any:
+    """Build dataclass `cls` from a TOML table using each field's `check` metadata."""
+    if not isinstance(table, dict):
+        raise HardwareSpecError(f"{path}: must be a table, got {type(table).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if "check" in f.metadata}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise HardwareSpecError(
+            f"{path + '.' if path else ''}{unknown[0]}: unknown key; allowed keys: {sorted(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        fpath = f"{path}.{name}" if path else name
+        if name in table:
+            kwargs[name] = f.metadata["check"](fpath, table[name])
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise HardwareSpecError(f"{fpath}: missing required key")
+    return cls(**kwargs)
+
+
+def _f(check: Callable[[str, Any], Any], default: Any = dataclasses.MISSING) -> Any:
+    return dataclasses.field(default=default, metadata={"check": check})
+
+
+# --- the spec -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PEArray:
+    """A rows x cols grid of processing elements.
+
+    macs_per_pe: multiply-accumulates one PE performs per cycle along the reduction (a dot-product
+    unit of that width); the reduction tile held by a column is rows x macs_per_pe elements.
+    fill_drain: whether each fold pays the systolic fill/drain latency (SCALE-Sim's R + C - 2 style
+    terms and the final -1); false gives an idealised array used for cross-checks.
+    """
+
+    rows: int = _f(_pos_int)
+    cols: int = _f(_pos_int)
+    clock_hz: float = _f(_pos_float)
+    macs_per_pe: int = _f(_pos_int, 1)
+    fill_drain: bool = _f(_boolean, True)
+
+
+@dataclass(frozen=True)
+class SparsitySupport:
+    """What the array does with zero operands.
+
+    mode: "none" (multiplies zeros), "gate" (zero MACs are clock-gated: same cycles, gated energy),
+    "skip" (zero MACs take no PE slot: cycles from the real mask, see docs/simulator.md).
+    operands: which zeros are exploited: "weights" (the mask), "activations" (needs activation masks;
+    modelled for a 1x1 array only), "gradients" (accepted, not yet modelled beyond weights).
+    nm: [N, M] structured support: only masks with at most N nonzeros in every M consecutive reduction
+    elements run at N/M of the reduction work; other masks run dense.
+    """
+
+    mode: str = _f(_choice(SPARSITY_MODES), "none")
+    operands: tuple[str, ...] = _f(_operands, ("weights",))
+    nm: tuple[int, int] | None = _f(_nm, None)
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """Compressed storage of sparse weights; metadata widths in bits per entry."""
+
+    kind: str = _f(_choice(WEIGHT_FORMATS), "dense")
+    index_bits: int = _f(_nonneg_int, 16)
+    pointer_bits: int = _f(_nonneg_int, 32)
+    run_bits: int = _f(_nonneg_int, 4)
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    """One level of the memory hierarchy, innermost first (PE-local, global buffer, ..., DRAM last).
+
+    size_bytes: capacity (per PE for the innermost level); read/write bandwidth in bytes per cycle
+    for the whole level; energy either per access of `access_bytes` bytes (pJ) or per bit (pJ, DRAM).
+    When neither energy is given for an on-chip level it is estimated from size_bytes with the SRAM
+    interpolation in `simulator.energy`.
+    """
+
+    name: str = _f(_string)
+    size_bytes: int = _f(_pos_int)
+    read_bw_bytes_per_cycle: float = _f(_pos_float)
+    write_bw_bytes_per_cycle: float = _f(_pos_float)
+    access_bytes: int = _f(_pos_int, 8)
+    energy_pj_per_access: float | None = _f(_nonneg_float, None)
+    energy_pj_per_bit: float | None = _f(_nonneg_float, None)
+
+
+@dataclass(frozen=True)
+class TopKUnit:
+    """Streaming top-k unit for mask updates: compares elements_per_cycle values per cycle and keeps
+    up to chunk_elements candidates on chip (larger selections spill and need more passes)."""
+
+    elements_per_cycle: int = _f(_pos_int, 16)
+    chunk_elements: int = _f(_pos_int, 65536)
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    """A whole accelerator. memory is ordered innermost first; the last level is DRAM."""
+
+    name: str = _f(_string)
+    pe_array: PEArray = _f(lambda p, v: _build(PEArray, v, p))
+    memory: tuple[MemoryLevel, ...] = _f(lambda p, v: _memory(p, v))
+    description: str = _f(_string, "")
+    dataflow: str = _f(_choice(DATAFLOWS), "ws")
+    number_format: str = _f(_choice(NUMBER_FORMATS), "bf16")
+    energy_table: str = _f(_string, "horowitz45")
+    sparsity: SparsitySupport = _f(lambda p, v: _build(SparsitySupport, v, p), SparsitySupport())
+    weight_format: WeightFormat = _f(lambda p, v: _build(WeightFormat, v, p), WeightFormat())
+    topk: TopKUnit = _f(lambda p, v: _build(TopKUnit, v, p), TopKUnit())
+
+    @property
+    def value_bytes(self) -> int:
+        """Bytes per stored value of the number format."""
+        return VALUE_BYTES[self.number_format]
+
+    @property
+    def dram(self) -> MemoryLevel:
+        return self.memory[-1]
+
+    @property
+    def glb(self) -> MemoryLevel | None:
+        """The global buffer: the level just inside DRAM (None with a single level)."""
+        return self.memory[-2] if len(self.memory) >= 2 else None
+
+    @property
+    def skips(self) -> bool:
+        return self.sparsity.mode == "skip"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _memory(path: str, v: Any) -> tuple[MemoryLevel, ...]:
+    if not isinstance(v, list) or not v:
+        raise HardwareSpecError(f"{path}: must be a non-empty array of tables [[memory]]")
+    levels = tuple(_build(MemoryLevel, t, f"{path}[{i}]") for i, t in enumerate(v))
+    names = [m.name for m in levels]
+    if len(set(names)) != len(names):
+        raise HardwareSpecError(f"{path}: duplicate level names {names}")
+    last = levels[-1]
+    if last.energy_pj_per_access is None and last.energy_pj_per_bit is None:
+        raise HardwareSpecError(
+            f"{path}[{len(levels) - 1}].energy_pj_per_bit: the last level (DRAM) needs "
+            "energy_pj_per_bit or energy_pj_per_access")
+    return levels
+
+
+def spec_from_dict(data: dict[str, Any]) -> HardwareSpec:
+    """Validate a parsed TOML document and build a HardwareSpec (raises HardwareSpecError)."""
+    from simulator.energy import ENERGY_TABLES
+
+    spec = _build(HardwareSpec, data, "")
+    if spec.energy_table not in ENERGY_TABLES:
+        raise HardwareSpecError(
+            f"energy_table: {spec.energy_table!r} is not one of {sorted(ENERGY_TABLES)}")
+    sp = spec.sparsity
+    if "activations" in sp.operands and sp.mode == "skip" and (spec.pe_array.rows, spec.pe_array.cols) != (1, 1):
+        raise HardwareSpecError(
+            "sparsity.operands: skipping 'activations' is modelled for a 1x1 array (single PE) only")
+    if sp.nm is not None and sp.mode != "skip":
+        raise HardwareSpecError("sparsity.nm: N:M support needs sparsity.mode = 'skip'")
+    if spec.weight_format.kind == "nm" and sp.nm is None:
+        raise HardwareSpecError("weight_format.kind: 'nm' needs sparsity.nm = [N, M]")
+    return spec
+
+
+def list_presets() -> list[str]:
+    """Names of the presets shipped in simulator/presets/."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_hardware(name_or_path: str | Path) -> HardwareSpec:
+    """Load a preset by name ("dense-32x32") or a TOML file by path."""
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith(".toml") or path.exists()):
+        if text not in list_presets():
+            raise HardwareSpecError(f"hardware {text!r}: no such preset (presets: {list_presets()}) or file")
+        path = PRESET_DIR / f"{text}.toml"
+    if not path.is_file():
+        raise HardwareSpecError(f"hardware file {str(path)!r}: not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise HardwareSpecError(f"hardware file {str(path)!r}: malformed TOML: {exc}") from None
+    return spec_from_dict(data)

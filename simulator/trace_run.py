@@ -1,0 +1,104 @@
+"""Simulate a whole training trace on a hardware spec: the `rigl-hw simulate` job.
+
+Reads a trace directory (rigl_hw.trace, numpy-only), streams its mask snapshots one at a time into
+`simulator.engine.simulate_run`, and summarises the run: totals (cycles, seconds, joules), the mean
+normal and update step, and the per-layer, per-pass cost of a normal step with the initial masks.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rigl_hw.trace import Trace, read_trace
+from simulator.engine import RunResult, StepResult, simulate_run, simulate_step
+from simulator.hardware import HardwareSpec, load_hardware
+
+SIM_MODES = ("real", "statistical")
+
+
+@dataclass
+class TraceSimulation:
+    trace: Trace
+    hardware: HardwareSpec
+    mode: str
+    run: RunResult
+    first_step: StepResult
+
+    @property
+    def masks_label(self) -> str:
+        """"real" or "synthetic" (the trace's masks), or "statistical" (no masks used)."""
+        return "statistical" if self.mode == "statistical" else self.trace.masks_kind
+
+    def summary(self) -> dict[str, Any]:
+        t = self.first_step.table
+        layers = [{"name": r["layer"], "pass": r["pass"], "cycles": float(r["cycles"]), "macs": float(r["macs"]),
+                   "effectual_macs": float(r["effectual_macs"]), "energy_j": float(r["energy_pj"]) * 1e-12}
+                  for r in t.to_dict("records")]
+        return {
+            "hardware": self.hardware.name,
+            "trace": str(self.trace.path),
+            "model": self.trace.meta.get("model"),
+            "method": self.trace.method,
+            "batch": self.trace.batch_size,
+            "steps": self.trace.total_steps,
+            "mask_updates": self.trace.n_updates,
+            "masks": self.masks_label,
+            "totals": {"cycles": self.run.cycles, "time_s": self.run.time_s, "energy_j": self.run.energy_j},
+            "per_step": {"normal": self.run.per_step("normal"), "update": self.run.per_step("update")},
+            "layers": layers,
+        }
+
+
+def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec,
+                   mode: str = "real") -> TraceSimulation:
+    """Simulate every interval of the trace with its masks (mode "real") or with random masks of the
+    same densities in expectation (mode "statistical"), plus every mask-update step."""
+    if mode not in SIM_MODES:
+        raise ValueError(f"--mode must be one of {SIM_MODES}, got {mode!r}")
+    trace = read_trace(trace_dir)
+    hw = hardware if isinstance(hardware, HardwareSpec) else load_hardware(hardware)
+    specs = trace.specs
+    snapshots = trace.iter_snapshots()
+    first = next(snapshots)
+    init_masks = {s.name: p for s, p in zip(specs, first[2])}
+    dense_dw = bool(trace.meta.get("dense_weight_grad_every_step", False))
+    if mode == "real":
+        def all_snapshots():
+            yield first[2]
+            for _, _, packed in snapshots:
+                yield packed
+        snaps: Any = all_snapshots()
+        densities = None
+    else:
+        nnz = trace.initial_nonzeros()
+        densities = {s.name: float(z) / s.n_params for s, z in zip(specs, nnz)}
+        snaps = [{} for _ in range(trace.n_updates + 1)]
+    run = simulate_run(specs, trace.batch_size, trace.total_steps, trace.update_steps, snaps, hw,
+                       dense_weight_grad_every_step=dense_dw, grown_per_update=trace.grown, mode=mode,
+                       densities=densities)
+    step = simulate_step(specs, init_masks if mode == "real" else None, hw, trace.batch_size,
+                         dense_weight_grad=dense_dw, mode=mode, densities=densities)
+    return TraceSimulation(trace, hw, mode, run, step)
+
+
+def write_csv_atomic(df, path: str | os.PathLike) -> Path:
+    """Write a DataFrame to CSV via a temp file in the same directory and a rename."""
+    out = Path(path)
+    if out.parent and not out.parent.exists():
+        raise FileNotFoundError(2, "output directory does not exist", str(out.parent))
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return out

@@ -1,0 +1,143 @@
+"""Benchmark of the simulator: JIT compile time, one ResNet-50 training step at batch 256 with ERK-90%
+bitmasks, a synthetic 32k-step (Delta T = 100) run with 250 mask snapshots, its peak memory, and the
+54-layer batch-1 dense cycles against SCALE-Sim v3's recorded totals.
+
+Run: .venv/bin/python studies/bench/simulator.py [--hardware NAME] [--repeats N]
+Goals (issue 4): step <= 20 ms after JIT warm-up; whole run <= 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+# SCALE-Sim v3 totals for ResNet-50 (54 layers, batch 1) and their wall times, from REFERENCES.md
+SCALESIM = {("os", 32): (5_198_850, 930.0), ("ws", 32): (6_349_206, 831.0),
+            ("os", 128): (645_320, 299.0), ("ws", 128): (916_490, 242.0)}
+
+
+def _densities(specs, sparsity: float) -> dict[str, float]:
+    try:  # the project's ERK, when present
+        from rigl_hw.distributions import erk_sparsities
+
+        sp = erk_sparsities({s.name: s.weight_shape for s in specs}, sparsity)
+        return {k: 1.0 - v for k, v in sp.items()}
+    except ImportError:
+        from sim_helpers import erk_densities
+
+        return erk_densities(specs, sparsity)
+
+
+def _random_masks(specs, dens, rng) -> dict[str, np.ndarray]:
+    return {s.name: np.packbits(rng.random(s.n_params) < dens[s.name], bitorder="big") for s in specs}
+
+
+class SyntheticSnapshots:
+    """250 snapshots made lazily (one in memory at a time): each update re-draws `frac` of every
+    layer's mask bytes at the layer's density, so every snapshot differs from the previous one."""
+
+    def __init__(self, specs, dens, n, frac=0.03, seed=0):
+        self.specs, self.dens, self.n, self.frac, self.seed = specs, dens, n, frac, seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        cur = _random_masks(self.specs, self.dens, rng)
+        yield cur
+        for _ in range(self.n - 1):
+            nxt = {}
+            for s in self.specs:
+                m = cur[s.name].copy()
+                idx = rng.integers(0, m.size, size=max(1, int(self.frac * m.size)))
+                bits = rng.random((idx.size, 8)) < self.dens[s.name]
+                m[idx] = np.packbits(bits, axis=1, bitorder="big")[:, 0]
+                nxt[s.name] = m
+            cur = nxt
+            yield cur
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hardware", default="skip-bitmask-32x32")
+    ap.add_argument("--repeats", type=int, default=10)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    from sim_helpers import conv, pack, resnet50_specs
+    from simulator import load_hardware
+    from simulator.dataflow import Geometry, dense_folds
+    from simulator.engine import simulate_run, simulate_step
+
+    t_import = time.perf_counter() - t0
+    hw = load_hardware(args.hardware)
+    tiny = conv("t", 8, 8, 3, 4)
+    t0 = time.perf_counter()
+    for df_hw in ("skip-bitmask-32x32", "nm-2of4-tc", "eyeriss-v2-pe"):  # touches every kernel
+        simulate_step([tiny], {"t": pack(np.ones((8, 72), bool))}, load_hardware(df_hw), 1)
+    t_jit = time.perf_counter() - t0
+    print(f"import {t_import:.2f} s; first calls (Numba compile, or load from its cache) {t_jit:.2f} s")
+
+    specs = resnet50_specs()
+    dens = _densities(specs, 0.9)
+    masks = _random_masks(specs, dens, np.random.default_rng(0))
+    simulate_step(specs, masks, hw, 256)
+    print(f"\n(a) ResNet-50 training step, batch 256, ERK-90% random bitmasks, {args.repeats} repeats")
+    for name in dict.fromkeys([args.hardware, "dense-32x32", "skip-csr-128x128", "nm-2of4-tc"]):
+        h = load_hardware(name)
+        simulate_step(specs, masks, h, 256)
+        ts = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            r = simulate_step(specs, masks, h, 256)
+            ts.append(time.perf_counter() - t)
+        med = statistics.median(ts) * 1e3
+        print(f"  {name:20s} median {med:6.1f} ms (goal <= 20 ms: {med / 20:.2f}x of goal); "
+              f"{r.cycles:.4g} cycles, {r.time_s * 1e3:.2f} ms simulated, {r.energy_j:.3g} J")
+
+    steps, delta_t, n_snap = 32_000, 100, 250
+    u = np.arange(n_snap) * delta_t  # 0 = initial masks, then updates every 100 steps to 24,900
+    snaps = SyntheticSnapshots(specs, dens, n_snap)
+    t = time.perf_counter()
+    n_gen = sum(1 for _ in snaps)
+    t_gen = time.perf_counter() - t
+    fracs = np.full(n_snap - 1, 0.1)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.perf_counter()
+    run = simulate_run(specs, 256, steps, u, snaps, hw, topk_fraction_per_update=fracs)
+    t_run = time.perf_counter() - t
+    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tracemalloc.start()  # a second run: tracemalloc slows numpy-heavy Python ~2x, so it is not timed
+    simulate_run(specs, 256, steps, u, snaps, hw, topk_fraction_per_update=fracs)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"\n(b) synthetic ResNet-50 run: {steps} steps, Delta T = {delta_t}, {n_gen} mask snapshots")
+    print(f"  end to end {t_run:.2f} s (goal <= 10 s: {t_run / 10:.2f}x of goal), of which making the "
+          f"snapshots ~{t_gen:.2f} s (timed alone); {len(run.table)} table rows")
+    print(f"  simulated: {run.time_s:.4g} s, {run.energy_j:.4g} J; per normal step "
+          f"{run.per_step('normal')['cycles']:.4g} cycles, per update step {run.per_step('update')['cycles']:.4g}")
+    print(f"\n(c) peak memory of (b): tracemalloc peak {peak / 2**20:.1f} MiB (Python + numpy allocations, "
+          f"second run); process max RSS {rss0:.0f} MiB before (b), {maxrss_mb:.0f} MiB after")
+
+    print("\n(d) 54 ResNet-50 layers, batch 1, dense compute cycles vs SCALE-Sim v3 (recorded runs)")
+    for (df, R), (want, scalesim_s) in SCALESIM.items():
+        t = time.perf_counter()
+        got = sum(dense_folds(df, s.out_positions, s.out_channels, s.fan_in, Geometry(R, R)).cycles for s in specs)
+        dt = time.perf_counter() - t
+        print(f"  {df} {R}x{R}: ours {got:,.0f} vs SCALE-Sim {want:,} ({'equal' if got == want else 'DIFFERENT'}); "
+              f"{dt * 1e3:.2f} ms vs {scalesim_s:.0f} s recorded ({scalesim_s / dt:,.0f}x)")
+
+
+if __name__ == "__main__":
+    main()
