@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench bench-export deepsparse-env clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,12 @@ bench: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+
+# DeepSparse (sparse CPU runtime) lives in its own venv: it pins onnx<1.15 and numpy 1.26.
+deepsparse-env:
+	$(PYTHON) -m venv .deepsparse
+	.deepsparse/bin/pip install --quiet --upgrade pip
+	.deepsparse/bin/pip install --quiet deepsparse==1.8.0
+
+bench-export: $(VENV)/.installed
+	$(PY) studies/bench/export_runtimes.py --model resnet50 --sparsity 0.9 --batches 1 64
