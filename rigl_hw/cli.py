@@ -100,6 +100,59 @@ def _run_trace_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- simulate
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="simulate a training trace on a hardware spec (cycles, time, energy)",
+                       description="Simulate every interval between mask updates with that interval's masks, "
+                                   "times its length, plus each mask-update step.")
+    p.add_argument("trace", help="trace directory (from `rigl-hw train` or `rigl-hw trace synth`)")
+    p.add_argument("--hardware", required=True, help="preset name (`rigl-hw hardware list`) or a .toml spec")
+    p.add_argument("--mode", default="real", help="real (use the trace's masks, default) or statistical "
+                                                  "(random masks of the same densities, in expectation)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", help="write the per-snapshot, per-layer, per-pass table to this CSV")
+    p.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from simulator.trace_run import simulate_trace, write_csv_atomic
+
+    sim = simulate_trace(args.trace, args.hardware, mode=args.mode)
+    summary = sim.summary()
+    if args.out:
+        write_csv_atomic(sim.run.table, args.out)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    t, n, u = summary["totals"], summary["per_step"]["normal"], summary["per_step"]["update"]
+    print(f"{summary['model']} {summary['method']} trace ({summary['masks']} masks), {summary['steps']} steps at batch "
+          f"{summary['batch']}, {summary['mask_updates']} mask updates, on {summary['hardware']}")
+    print(f"  whole run:   {t['cycles']:.4g} cycles  {t['time_s']:.4g} s  {t['energy_j']:.4g} J")
+    print(f"  normal step: {n['cycles']:.4g} cycles  {n['energy_j']:.4g} J")
+    if summary["mask_updates"]:
+        print(f"  update step: {u['cycles']:.4g} cycles  {u['energy_j']:.4g} J")
+    if args.out:
+        print(f"  table: {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- export
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from export.cli import add_export_arguments  # argparse only; torch and onnx load when it runs
+
+    p = sub.add_parser("export", help="export a trained sparse checkpoint to ONNX (dense zeros or sparse initializers)",
+                       description="Masked model -> ONNX with the masks baked into the weights; --verify checks it "
+                                   "in onnxruntime against PyTorch and reads the sparsity back.")
+    add_export_arguments(p)
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from export.cli import run_export
+
+    return run_export(args)
+
+
 # ------------------------------------------------------------------------------------------ hardware
 def _add_hardware(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("hardware", help="list or show simulated hardware presets")
@@ -160,7 +213,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- main
-_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _add_trace, _add_hardware, _add_demo]
+_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _add_trace, _add_simulate, _add_hardware, _add_export, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,7 +237,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .trace import TraceError
     from .zoo import ZooError
     errors += [DistributionError, FlopsError, ScheduleError, TraceError, ZooError]
-    for mod, name in (("simulator.hardware", "HardwareSpecError"), ("export.checkpoint", "ExportError"),
+    for mod, name in (("simulator.hardware", "HardwareSpecError"), ("simulator.engine", "SimulationError"),
+                      ("export.errors", "ExportError"), ("export.checkpoint", "ExportError"),
                       ("rigl_hw.checkpoint", "CheckpointError"), ("rigl_hw.errors", "RiglHwError")):
         m = sys.modules.get(mod)
         if m is not None and hasattr(m, name):
