@@ -115,8 +115,12 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from simulator.trace_run import simulate_trace, write_csv_atomic
 
+    if args.out and not Path(args.out).resolve().parent.is_dir():  # fail before the (long) simulation
+        raise CliError(f"--out {args.out}: its directory does not exist; create it first")
     sim = simulate_trace(args.trace, args.hardware, mode=args.mode)
     summary = sim.summary()
     if args.out:
@@ -199,6 +203,34 @@ def _run_hardware_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- study
+STUDY_NAMES = ("uniform-vs-erk", "training-cost", "update-interval", "methods-small", "all")
+
+
+def _add_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="run a reproducible study (CSV tables, PNG plots, report.md)",
+                       description="Studies: " + ", ".join(STUDY_NAMES) + ". Grids run on Dask (a local cluster "
+                                   "by default); finished points are cached under OUT/.cache.")
+    p.add_argument("name", help=" | ".join(STUDY_NAMES))
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (default: local cluster)")
+    p.add_argument("--workers", type=_positive_int, default=2, help="local Dask workers (default 2)")
+    p.add_argument("--quick", action="store_true", help="tiny grids (seconds), for smoke tests")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_study)
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    if args.name not in STUDY_NAMES:
+        raise CliError(f"unknown study {args.name!r}; choose one of {', '.join(STUDY_NAMES)}")
+    from studies.index import run_study
+
+    path = run_study(args.name, args.out, scheduler=args.scheduler, n_workers=args.workers, quick=args.quick,
+                     progress=not args.no_progress)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- demo
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job end to end on embedded defaults (no downloads)")
@@ -213,7 +245,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- main
-_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _add_trace, _add_simulate, _add_hardware, _add_export, _add_demo]
+_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _add_trace, _add_simulate, _add_hardware, _add_export, _add_study, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,7 +271,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors += [DistributionError, FlopsError, ScheduleError, TraceError, ZooError]
     for mod, name in (("simulator.hardware", "HardwareSpecError"), ("simulator.engine", "SimulationError"),
                       ("export.errors", "ExportError"), ("export.checkpoint", "ExportError"),
-                      ("rigl_hw.checkpoint", "CheckpointError"), ("rigl_hw.errors", "RiglHwError")):
+                      ("rigl_hw.checkpoint", "CheckpointError"), ("rigl_hw.errors", "RiglHwError"),
+                      ("studies.sweep", "SweepError"), ("rigl_hw.data", "DataError"), ("rigl_hw.train", "TrainConfigError"),
+                      ("rigl_hw.methods.base", "MethodError")):
         m = sys.modules.get(mod)
         if m is not None and hasattr(m, name):
             errors.append(getattr(m, name))

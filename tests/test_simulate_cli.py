@@ -1,0 +1,96 @@
+"""`rigl-hw simulate` and `rigl-hw hardware`: JSON schema, CSV table, agreement with the engine, bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rigl_hw.cli import main
+from rigl_hw.trace import read_trace
+from rigl_hw.trace_synth import write_synthetic_trace
+from simulator.engine import simulate_step
+from simulator.hardware import load_hardware
+
+
+@pytest.fixture(scope="module")
+def trace_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trace") / "t"
+    write_synthetic_trace(out, "small_cnn", "erk", 0.8, steps=60, delta_t=10, alpha=0.3, t_end=50, batch=16, seed=2)
+    return out
+
+
+def test_simulate_json_and_csv(trace_dir, tmp_path, capsys):
+    csv_path = tmp_path / "run.csv"
+    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--out", str(csv_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"hardware", "trace", "steps", "mask_updates", "masks", "totals", "per_step", "layers"} <= set(out)
+    assert out["masks"] == "synthetic" and out["steps"] == 60 and out["mask_updates"] == 4
+    assert set(out["totals"]) == {"cycles", "time_s", "energy_j"}
+    assert set(out["per_step"]) == {"normal", "update"}
+    assert {r["pass"] for r in out["layers"]} == {"forward", "backward_data", "backward_weight"}
+    # `layers` is a normal step with the initial masks: equal to a direct engine call
+    tr = read_trace(trace_dir)
+    masks = {s.name: p for s, p in zip(tr.specs, tr.packed_masks_at(0))}
+    step = simulate_step(tr.specs, masks, load_hardware("skip-bitmask-32x32"), tr.batch_size)
+    assert sum(r["cycles"] for r in out["layers"]) == pytest.approx(step.cycles)
+    assert sum(r["energy_j"] for r in out["layers"]) == pytest.approx(step.energy_j)
+    # the run total is the CSV's steps-weighted sum, and covers every step of the run
+    table = pd.read_csv(csv_path)
+    assert (table["cycles"] * table["steps"]).sum() == pytest.approx(out["totals"]["cycles"])
+    per_snapshot = table.groupby(["snapshot", "step_kind"])["steps"].first()
+    assert per_snapshot.sum() == 60
+    assert {"dram_read_bytes", "energy_pj_mac"} <= set(table.columns)
+
+
+def test_statistical_mode_close_to_real_on_random_masks(trace_dir, capsys):
+    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json"]) == 0
+    real = json.loads(capsys.readouterr().out)
+    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--mode", "statistical"]) == 0
+    stat = json.loads(capsys.readouterr().out)
+    assert stat["masks"] == "statistical"
+    assert stat["totals"]["cycles"] == pytest.approx(real["totals"]["cycles"], rel=0.25)
+
+
+def test_dense_hardware_ignores_sparsity(trace_dir, capsys):
+    assert main(["simulate", str(trace_dir), "--hardware", "dense-32x32", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    fw = [r for r in out["layers"] if r["pass"] == "forward"]
+    assert all(r["macs"] >= r["effectual_macs"] for r in fw)
+
+
+def test_bad_inputs(trace_dir, tmp_path, capsys):
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("name = 'x'\n[pe_array\nrows = 2\n")
+    assert main(["simulate", str(trace_dir), "--hardware", str(bad_toml)]) == 2
+    assert "malformed TOML" in capsys.readouterr().err
+    assert main(["simulate", str(trace_dir), "--hardware", "no-such-preset"]) == 2
+    assert "no such preset" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path / "missing"), "--hardware", "dense-32x32"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    # a trace whose layer shapes do not match its masks
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(trace_dir, broken)
+    doc = json.loads((broken / "trace.json").read_text())
+    doc["layers"][0]["weight_shape"][0] += 3
+    (broken / "trace.json").write_text(json.dumps(doc))
+    assert main(["simulate", str(broken), "--hardware", "dense-32x32"]) == 2
+    assert "do not match" in capsys.readouterr().err
+    doc["format_version"] = 7
+    (broken / "trace.json").write_text(json.dumps(doc))
+    assert main(["simulate", str(broken), "--hardware", "dense-32x32"]) == 2
+    assert "unsupported trace format version 7" in capsys.readouterr().err
+    # unwritable --out: error, and no partial CSV
+    assert main(["simulate", str(trace_dir), "--hardware", "dense-32x32", "--out", str(tmp_path / "nodir" / "x.csv")]) == 2
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_hardware_list_and_show(capsys):
+    assert main(["hardware", "list"]) == 0
+    text = capsys.readouterr().out
+    for name in ("dense-32x32", "skip-bitmask-32x32", "skip-csr-128x128", "eyeriss-v2-pe", "nm-2of4-tc"):
+        assert name in text
+    assert main(["hardware", "show", "eyeriss-v2-pe", "--json"]) == 0
+    spec = json.loads(capsys.readouterr().out)
+    assert spec["pe_array"]["rows"] == 1 and "activations" in spec["sparsity"]["operands"]
