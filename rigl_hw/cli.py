@@ -231,6 +231,25 @@ def _run_study(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from .train_cli import add_train_arguments
+
+    p = sub.add_parser("train", help="train a sparse model (RigL, SET, SNFS, static, ...) and write its trace",
+                       description="Sparse training on offline data sets. Writes RUN_DIR/metrics.csv, "
+                                   "checkpoint.pt and trace/ (the simulator's input). Ctrl-C writes a checkpoint; "
+                                   "--resume RUN_DIR continues exactly. Multi-process: "
+                                   "torchrun --nproc_per_node 2 -m rigl_hw.train ...")
+    add_train_arguments(p)
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train_cli import run_train
+
+    return run_train(args)
+
+
 # ---------------------------------------------------------------------------------------------- demo
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job end to end on embedded defaults (no downloads)")
@@ -245,7 +264,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- main
-_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _add_trace, _add_simulate, _add_hardware, _add_export, _add_study, _add_demo]
+_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _add_train, _add_trace, _add_simulate, _add_hardware, _add_export, _add_study, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,7 +291,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     for mod, name in (("simulator.hardware", "HardwareSpecError"), ("simulator.engine", "SimulationError"),
                       ("export.errors", "ExportError"), ("export.checkpoint", "ExportError"),
                       ("rigl_hw.checkpoint", "CheckpointError"), ("rigl_hw.errors", "RiglHwError"),
-                      ("studies.sweep", "SweepError"), ("rigl_hw.data", "DataError"), ("rigl_hw.train", "TrainConfigError"),
+                      ("studies.sweep", "SweepError"), ("rigl_hw.data", "DataError"), ("rigl_hw.train_config", "TrainConfigError"),
                       ("rigl_hw.methods.base", "MethodError")):
         m = sys.modules.get(mod)
         if m is not None and hasattr(m, name):
@@ -282,7 +301,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_guarded(parser.parse_args(argv))
+
+
+def run_guarded(args: argparse.Namespace) -> int:
+    """Run `args.func(args)`; a user error becomes one line on stderr and exit 2, Ctrl-C exit 130."""
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -1,0 +1,175 @@
+"""Training checkpoints: one torch.save'd dict of plain types, written atomically, validated on load.
+
+Contract (read by `export.checkpoint` and by `--resume`; loadable with torch.load(weights_only=True)):
+
+    {"format": "rigl-hw-checkpoint", "version": 1,
+     "model": {"name": str, "width": float, "num_classes": int},
+     "model_state": model.state_dict()        (mask buffers included: "<param>_mask", bool),
+     "step": int                              (steps completed = the next step to run),
+     "optimizer": optimizer.state_dict(), "method": method.state_dict(), "schedule": {...},
+     "rng": {"torch": ByteTensor, "numpy": {...}, "python": {...}, "data": data stream state},
+     "config": the run's TrainConfig as a dict of plain values}
+
+Only tensors, numbers, str, bool, None, lists and dicts go in: `to_plain` converts numpy values and
+tuples, and refuses anything else before writing, naming the offending key. The file is written to a
+temporary name in the same directory and renamed, so a crash never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+FORMAT = "rigl-hw-checkpoint"
+VERSION = 1
+FILENAME = "checkpoint.pt"
+REQUIRED_KEYS = ("model", "model_state", "step", "optimizer", "method", "schedule", "rng", "config")
+
+
+class CheckpointError(ValueError):
+    """Missing, corrupt, unsupported or mismatched checkpoint. The message is one line, with the fix."""
+
+    user_error = True
+
+
+def to_plain(obj: Any, where: str = "checkpoint") -> Any:
+    """A copy of obj made only of tensors, int/float/str/bool/None, lists and str/int-keyed dicts."""
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+        return obj
+    if isinstance(obj, torch.Size):
+        return list(obj)
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj).copy())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise CheckpointError(f"{where} has a key {k!r} of type {type(k).__name__}; keys must be str or int")
+            out[k] = to_plain(v, f"{where}[{k!r}]")
+        return out
+    raise CheckpointError(f"{where} holds a {type(obj).__name__}, which weights_only loading refuses; "
+                          "store tensors, numbers, strings, lists or dicts")
+
+
+# ------------------------------------------------------------------------------------------ RNG states
+def capture_rng(data_state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """torch / numpy / python global RNG states (and the data stream's) as plain values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(py_version), "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss_next": py_gauss},
+        "data": to_plain(dict(data_state)) if data_state is not None else None,
+    }
+
+
+def restore_rng(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss_next"]))
+
+
+# ------------------------------------------------------------------------------------------ save/load
+def checkpoint_path(path_or_run_dir: str | os.PathLike) -> Path:
+    """A run directory means its checkpoint.pt; a file path is used as is."""
+    p = Path(path_or_run_dir)
+    return p / FILENAME if p.is_dir() else p
+
+
+def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
+    """Write {format, version, **payload} atomically (temp file in the same directory, then rename)."""
+    path = Path(path)
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint payload lacks {missing}; this is a bug in the caller")
+    doc = to_plain({"format": FORMAT, "version": VERSION, **payload})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(doc, f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)     # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path_or_run_dir: str | os.PathLike, *, model: Mapping[str, Any] | None = None,
+                    config: Mapping[str, Any] | None = None, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load and validate a checkpoint (a file, or a run directory holding checkpoint.pt).
+
+    `model` ({name, width, num_classes}) and `config` (plain dict), when given, must match what the
+    checkpoint stores (config keys in `ignore` may differ). Every failure is a one-line CheckpointError.
+    """
+    path = checkpoint_path(path_or_run_dir)
+    if not path.exists():
+        if path.name == FILENAME:
+            where = f"run directory {path.parent} has no {FILENAME}"
+        elif path.suffix:
+            where = f"checkpoint {path} not found"
+        else:
+            where = f"run directory {path} does not exist"
+        raise CheckpointError(f"{where}; pass a run directory or checkpoint written by `rigl-hw train`")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
+        detail = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a rigl-hw checkpoint ({detail}); "
+                              "delete it and restart the run, or resume from another run directory") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(f"checkpoint {path} has format {got!r}, expected {FORMAT!r}; "
+                              "resume only from files written by `rigl-hw train`")
+    if obj.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint {path} is version {obj.get('version')!r}; this rigl-hw reads version "
+                              f"{VERSION}: restart the run with this version")
+    missing = [k for k in REQUIRED_KEYS if k not in obj]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; it is incomplete: restart the run")
+    if model is not None:
+        stored = obj["model"]
+        for key in ("name", "width", "num_classes"):
+            if key in model and stored.get(key) != model[key]:
+                raise CheckpointError(f"checkpoint {path} is for model {key}={stored.get(key)!r}, this run has "
+                                      f"{model[key]!r}; use the matching --model/--width or another run directory")
+    if config is not None:
+        diff = config_differences(obj["config"], config, ignore)
+        if diff:
+            raise CheckpointError(f"checkpoint {path} was written with different settings ({'; '.join(diff[:4])}); "
+                                  "resume with the run's own settings or start a new run directory")
+    return obj
+
+
+def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """'key: stored -> current' for every differing key outside `ignore`."""
+    out = []
+    for k in sorted(set(stored) | set(current)):
+        if k in ignore:
+            continue
+        a, b = stored.get(k, "<absent>"), current.get(k, "<absent>")
+        if a != b:
+            out.append(f"{k}: {a!r} -> {b!r}")
+    return out

@@ -1,0 +1,365 @@
+"""The trainer: one run of sparse training that writes metrics, checkpoints and the simulator's trace.
+
+`train(TrainConfig(...))` fills a run directory:
+  metrics.csv     step, loss, lr, is_update, skipped, then eval_loss / eval_accuracy / eval_bits_per_byte
+                  on evaluation steps (after every `eval_every` steps and at the end)
+  checkpoint.pt   every `checkpoint_every` steps, at the end and on Ctrl-C (rigl_hw.checkpoint contract)
+  trace/          rigl_hw.trace format: layer specs, initial masks, the real masks at every update, the
+                  per-step log; rewritten at every checkpoint so it always matches checkpoint.pt
+One step (the masking.py lifecycle): forward, loss, backward (dense gradient); at update steps
+method.update(...) and the trace records the new masks; mask_grads_() unless the method trains on dense
+gradients (SNFS); gradient clipping; optimizer.step(); apply_masks_(). A non-finite loss skips the
+optimizer step with a warning (update steps still run the method, which leaves such layers unchanged).
+
+Resume (`train(config, resume=True)`) restores model, masks, optimizer, method, RNG and data-stream
+state from checkpoint.pt and rebuilds the trace writer from trace/ (replaying its updates), so the run
+continues bit-identically. Under torchrun (WORLD_SIZE > 1) the model is wrapped in DDP over gloo, every
+rank draws the same global batch and keeps its slice, the gradient all-reduce happens before top-k so
+every rank computes the same masks (checked at each update), and rank 0 alone writes files.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import signal
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import FILENAME as CHECKPOINT_FILE
+from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .data import BatchStream, Dataset, eval_batches, load_dataset
+from .train_config import (LR_SCHEDULES, OPTIMIZERS, TrainConfig, TrainConfigError,  # noqa: F401 (re-exported)
+                           make_optimizer, method_config)
+from .train_files import METRIC_FIELDS, MetricsCSV, rebuild_trace_writer, trace_meta  # noqa: F401
+
+# Settings that may differ when resuming (they do not change what is computed).
+RESUME_MUTABLE = ("progress", "eval_every", "checkpoint_every", "num_threads", "out", "eval_max_samples")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps_done: int
+    total_steps: int
+    interrupted: bool
+    last_loss: float
+    eval: dict[str, float]
+    skipped_steps: int
+    nonzeros: dict[str, int]
+    masks: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    seconds: float = 0.0
+    rank: int = 0
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / CHECKPOINT_FILE
+
+    @property
+    def trace_dir(self) -> Path:
+        return self.run_dir / "trace"
+
+
+# ------------------------------------------------------------------------------------------- pieces
+def loss_of(data: Dataset, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if data.task == "lm":
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    return F.cross_entropy(logits, y)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: Dataset, max_samples: int = 0) -> dict[str, float]:
+    """Mean test loss and accuracy (per byte for language models, plus bits per byte)."""
+    was = model.training
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    for x, y in eval_batches(data, 256, max_samples):
+        logits = model(x)
+        logits = logits.reshape(-1, logits.shape[-1])
+        yy = y.reshape(-1)
+        total_loss += float(F.cross_entropy(logits, yy, reduction="sum"))
+        correct += int((logits.argmax(-1) == yy).sum())
+        count += yy.numel()
+    model.train(was)
+    out = {"eval_loss": total_loss / count, "eval_accuracy": correct / count}
+    if data.task == "lm":
+        out["eval_bits_per_byte"] = out["eval_loss"] / math.log(2.0)
+    return out
+
+
+def train_step(model, loss_fn, x, y, optimizer, method, masking, step, grad_clip=0.0, ddp=None):
+    """One optimizer step; returns (loss, is_update, skipped). See the module docstring for the order."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    loss = loss.detach()
+    if ddp is not None:   # all ranks agree whether to skip (a rank-local NaN would split them); log the global loss
+        t = torch.stack([(~torch.isfinite(loss)).to(torch.float64), loss.to(torch.float64)])
+        ddp.all_reduce(t)
+        finite, loss = bool(t[0] == 0), (t[1] / ddp.get_world_size()).to(torch.float32)
+    else:
+        finite = bool(torch.isfinite(loss))
+    is_update = masking is not None and method.is_update_step(step)
+    if is_update:
+        method.update(step, masking, optimizer)
+    if not finite:
+        warnings.warn(f"non-finite loss {float(loss):.4g} at step {step}; skipping its optimizer step",
+                      RuntimeWarning, stacklevel=2)
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item(), is_update, True
+    if masking is not None and method.masks_gradients:   # after update(): grads of new masks
+        masking.mask_grads_()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    if masking is not None:
+        masking.apply_masks_()
+    return loss.item(), is_update, False
+
+
+def _mask_digest(masking) -> torch.Tensor:
+    """Per layer: (count, sum of active flat indices) in float64 — equal masks give equal digests."""
+    rows = []
+    for n in masking.names:
+        idx = torch.nonzero(masking.mask(n).reshape(-1)).reshape(-1).to(torch.float64)
+        rows.append(torch.stack([torch.tensor(float(idx.numel()), dtype=torch.float64), idx.sum()]))
+    return torch.stack(rows) if rows else torch.zeros(0, 2, dtype=torch.float64)
+
+
+def _check_ranks_agree(dist, masking, step: int) -> None:
+    d = _mask_digest(masking)
+    gathered = [torch.empty_like(d) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, d)
+    if any(not torch.equal(g, gathered[0]) for g in gathered):
+        raise RuntimeError(f"DDP ranks computed different masks at step {step}; gradients were not all-reduced")
+
+
+class _Interrupt:
+    """SIGINT handler: the first Ctrl-C finishes the current step, then checkpoints; a second aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = None
+
+    def __enter__(self) -> "_Interrupt":
+        if hasattr(signal, "SIGINT") and _is_main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _init_distributed():
+    """(torch.distributed or None, rank, world size, whether this call created the process group)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None, 0, 1, False
+    import torch.distributed as dist
+
+    created = False
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+        created = True
+    return dist, dist.get_rank(), dist.get_world_size(), created
+
+
+def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = None,
+          on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Run (or with resume=True continue) the training run `config` describes; see the module docstring.
+
+    stop_at: stop after that many steps as if interrupted (checkpoint written; tests use it).
+    on_step: called with the number of steps done after each step (rank 0 and others alike).
+    """
+    dist, rank, world, created = _init_distributed()
+    prev_threads, prev_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _train(config, resume, stop_at, on_step, dist, rank, world)
+    finally:
+        torch.set_num_threads(prev_threads)
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+        if created:
+            dist.destroy_process_group()
+
+
+def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
+    import random
+
+    from .layers import trace_layer_specs
+    from .methods import make_method
+    from .models import build_model
+    from .trace import TraceWriter
+
+    t0 = time.perf_counter()
+    run_dir = Path(config.out)
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(run_dir, config=config.to_dict(), ignore=RESUME_MUTABLE + ("data_dir",))
+    elif (run_dir / CHECKPOINT_FILE).exists():
+        raise TrainConfigError(f"{run_dir} already holds a checkpoint; pass --resume {run_dir} to continue it "
+                               "or choose another --out")
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    data = load_dataset(config.dataset, config.model, seed=config.seed, data_dir=config.data_dir,
+                        seq_len=config.seq_len, corpus_bytes=config.corpus_bytes)
+    num_classes = data.num_classes
+    mcfg = method_config(config)
+    width = config.width
+    if config.method == "small_dense":   # the narrow dense model with the sparse model's parameter count
+        from .zoo import model_specs
+
+        method = make_method(mcfg, config.model, model_specs(config.model, config.width, num_classes))
+        width = float(method.width(num_classes))
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, width, num_classes)
+    specs = trace_layer_specs(model, data.x_train[:2])
+    if config.method != "small_dense":
+        method = make_method(mcfg, config.model, specs)
+    snip_x, snip_y = BatchStream(data, config.batch_size, config.seed + 3_000_017).next()   # global batch
+    masking = method.init_masks(model, specs, torch.Generator().manual_seed(config.seed + 2_000_003),
+                                lambda: loss_of(data, model(snip_x), snip_y))
+    optimizer = make_optimizer(config, model.parameters())
+    stream = BatchStream(data, config.batch_size, config.seed + 1_000_003, rank, world)
+    sched = config.update_schedule()
+    lr_at = config.lr_at()
+    total = config.total_steps
+    start = 0
+    current_masks = (masking.masks_numpy() if masking is not None
+                     else {s.name: np.ones(s.weight_shape, dtype=bool) for s in specs})
+    meta = trace_meta(config, width, sched)
+    if ckpt is not None:
+        try:
+            model.load_state_dict(ckpt["model_state"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            method.load_state_dict(ckpt["method"])
+            stream.load_state_dict(ckpt["rng"]["data"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"checkpoint in {run_dir} does not fit this run ({msg}); start a new run directory") from None
+        restore_rng(ckpt["rng"])
+        start = int(ckpt["step"])
+        if masking is not None:
+            current_masks = masking.masks_numpy()
+    writer = metrics = None
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        writer = (rebuild_trace_writer(run_dir / "trace", specs, meta, start, current_masks) if ckpt is not None
+                  else TraceWriter(run_dir / "trace", specs, current_masks, meta))
+        metrics = MetricsCSV(run_dir / "metrics.csv", start)
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Buffers (masks, BN statistics) are not re-broadcast each forward: masks agree because every
+        # rank computes them from the same all-reduced gradients (checked at each update), not by copy.
+        key = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+               else "broadcast_buffers")
+        net = DistributedDataParallel(model, **{key: False})
+
+    def save(step: int) -> None:
+        if rank != 0:
+            return
+        writer.close()                  # trace first: on resume it must reach at least the checkpoint's step
+        metrics.file.flush()
+        save_checkpoint(run_dir / CHECKPOINT_FILE, {
+            "model": {"name": config.model, "width": width, "num_classes": num_classes},
+            "model_state": model.state_dict(), "step": step, "optimizer": optimizer.state_dict(),
+            "method": method.state_dict(),
+            "schedule": {"lr_schedule": config.lr_schedule, "lr_now": lr_at(min(step, total - 1)),
+                         "update": asdict(sched), "total_steps": total},
+            "rng": capture_rng(stream.state_dict()), "config": config.to_dict()})
+
+    loss_fn = lambda logits, y: loss_of(data, logits, y)  # noqa: E731
+    last_loss, skipped, result_eval, interrupted = float("nan"), 0, {}, False
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=start, disable=not (config.progress and rank == 0 and sys.stderr.isatty()),
+               file=sys.stderr, dynamic_ncols=True, desc=f"{config.method} {config.model}")
+    step = start
+    try:
+        with _Interrupt() as intr:
+            while step < total:
+                lr = lr_at(step)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+                x, y = stream.next()
+                loss, is_update, skip = train_step(net, loss_fn, x, y, optimizer, method, masking, step,
+                                                   config.grad_clip, dist)
+                if is_update and dist is not None:
+                    _check_ranks_agree(dist, masking, step)
+                if writer is not None:
+                    if is_update:
+                        writer.add_update(step, masking.masks_numpy())
+                    writer.log_step(step, loss, lr, is_update)
+                row = {"step": step, "loss": loss, "lr": lr, "is_update": int(is_update), "skipped": int(skip)}
+                last_loss, skipped, step = loss, skipped + int(skip), step + 1
+                if rank == 0 and (step == total or (config.eval_every and step % config.eval_every == 0)):
+                    result_eval = evaluate(model, data, config.eval_max_samples)
+                    row.update(result_eval)
+                    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{result_eval['eval_accuracy']:.3f}")
+                if metrics is not None:
+                    metrics.write(row)
+                bar.update(1)
+                if on_step is not None:
+                    on_step(step)
+                if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total:
+                    save(step)
+                stop = torch.tensor(float(intr.requested or (stop_at is not None and step >= stop_at)))
+                if dist is not None:
+                    dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+                if bool(stop > 0) and step < total:
+                    interrupted = True
+                    break
+        if step > start or not (run_dir / CHECKPOINT_FILE).exists():
+            save(step)
+    finally:
+        bar.close()
+        if metrics is not None:
+            metrics.close()
+    if rank == 0 and not result_eval and not interrupted:
+        result_eval = evaluate(model, data, config.eval_max_samples)
+    return TrainResult(run_dir=run_dir, steps_done=step, total_steps=total, interrupted=interrupted,
+                       last_loss=last_loss, eval=result_eval, skipped_steps=skipped,
+                       nonzeros={n: int(m.sum()) for n, m in current_masks.items()} if masking is None
+                       else masking.nonzeros(),
+                       masks=masking.masks_numpy() if masking is not None else {},
+                       seconds=time.perf_counter() - t0, rank=rank)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rigl_hw.train ...` (and under torchrun): the arguments of `rigl-hw train`."""
+    from .train_cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    from rigl_hw.train_cli import main as _main
+
+    sys.exit(_main())
