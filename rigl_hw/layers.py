@@ -9,9 +9,8 @@ Units: FLOPs are per sample (one image, or one whole sequence for recurrent mode
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
 LAYER_KINDS = ("conv", "linear", "gru")

@@ -204,7 +204,7 @@ def _tile_max(x: np.ndarray, t: int) -> np.ndarray:
 def real_tile_var(dataflow: str, sparse: str, counts: MaskCounts, geom: Geometry) -> np.ndarray:
     """The per-tile quantity `var` of `sparse_folds` computed from a real mask."""
     R, C, P = geom.rows, geom.cols, geom.macs_per_pe
-    G, ng, kg = counts.groups, counts.rows_per_group, counts.n_cols
+    G, ng = counts.groups, counts.rows_per_group
     if sparse == "weight" and dataflow in ("os", "ws"):
         mx = _tile_max(counts.row_totals(), C)
         return _cdiv(mx, P) if dataflow == "os" else _cdiv(mx, R * P)

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rigl_hw.trace import Trace, read_trace
 from simulator.engine import RunResult, StepResult, simulate_run, simulate_step
 from simulator.hardware import HardwareSpec, load_hardware

@@ -11,7 +11,6 @@ Pruned connections never come back; excluded layers stay dense.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
