@@ -16,7 +16,6 @@ use it in place of a trained run.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from rigl_hw.atomic import atomic_path
 
 from .errors import ExportError, one_line
 
@@ -256,14 +257,8 @@ def make_checkpoint(path: str | os.PathLike, model_name: str, sparsity: float, s
         "model_state": model.state_dict(), "step": int(step),
     }
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
     return path
 
 

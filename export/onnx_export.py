@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import io
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +28,8 @@ import numpy as np
 import onnx
 import torch
 from torch import nn
+
+from rigl_hw.atomic import atomic_path
 
 from .checkpoint import MASK_SUFFIX, LoadedCheckpoint, bake_masks, load_checkpoint
 from .errors import ExportError, one_line
@@ -199,26 +200,21 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike, format: s
     final = sparse if format == "sparse" else dense
     data = final.SerializeToString()
 
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
+    result = None
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        result = None
-        if verify:
-            result = verify_onnx(tmp, model, ck.masks, make_input,
-                                 verify_batch_sizes or (batch_size, batch_size + 1), abs_tol, rel_tol)
-            if not result.ok:
-                more = f" (+{len(result.mismatches) - 1} more)" if len(result.mismatches) > 1 else ""
-                err = ExportError(f"verification failed: {result.mismatches[0] if result.mismatches else 'unknown'}"
-                                  f"{more}; nothing was written")
-                err.verification = result  # type: ignore[attr-defined]
-                raise err
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(data)
+            if verify:
+                result = verify_onnx(tmp, model, ck.masks, make_input,
+                                     verify_batch_sizes or (batch_size, batch_size + 1), abs_tol, rel_tol)
+                if not result.ok:
+                    more = f" (+{len(result.mismatches) - 1} more)" if len(result.mismatches) > 1 else ""
+                    err = ExportError(f"verification failed: {result.mismatches[0] if result.mismatches else 'unknown'}"
+                                      f"{more}; nothing was written")
+                    err.verification = result  # type: ignore[attr-defined]
+                    raise err
     except OSError as exc:
         raise ExportError(f"cannot write {out}: {one_line(exc, 120)}; choose a writable --out path") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
     folded_of = {f.weight: f.bn for f in folds}
     return ExportReport(path=str(out), model_name=ck.model_name, format=format, opset=opset,

@@ -27,13 +27,13 @@ import csv
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
 from .layers import LayerSpec, specs_from_json, specs_to_json
 
 FORMAT_VERSION = 1
@@ -52,18 +52,6 @@ def pack_mask(mask: np.ndarray) -> np.ndarray:
 def unpack_mask(packed: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     n = int(np.prod(shape))
     return np.unpackbits(packed, count=n, bitorder="big").astype(bool).reshape(tuple(shape))
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class TraceWriter:
@@ -130,14 +118,14 @@ def write_trace_files(out_dir: Path, specs: Sequence[LayerSpec], meta: Mapping[s
     out_dir.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    _atomic_write_bytes(out_dir / "masks.npz", buf.getvalue())
+    atomic_write_bytes(out_dir / "masks.npz", buf.getvalue())
     text = io.StringIO()
     w = csv.writer(text)
     w.writerow(["step", "loss", "lr", "is_update"])
     w.writerows(log)
-    _atomic_write_bytes(out_dir / "steps.csv", text.getvalue().encode())
+    atomic_write_bytes(out_dir / "steps.csv", text.getvalue().encode())
     doc = {"format_version": FORMAT_VERSION, **meta, "layers": specs_to_json(specs)}
-    _atomic_write_bytes(out_dir / "trace.json", json.dumps(doc, indent=1).encode())
+    atomic_write_bytes(out_dir / "trace.json", json.dumps(doc, indent=1).encode())
 
 
 @dataclass

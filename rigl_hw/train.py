@@ -38,9 +38,8 @@ import torch.nn.functional as F
 from .checkpoint import FILENAME as CHECKPOINT_FILE
 from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .data import BatchStream, Dataset, eval_batches, load_dataset
-from .train_config import (LR_SCHEDULES, OPTIMIZERS, TrainConfig, TrainConfigError,  # noqa: F401 (re-exported)
-                           make_optimizer, method_config)
-from .train_files import METRIC_FIELDS, MetricsCSV, rebuild_trace_writer, trace_meta  # noqa: F401
+from .train_config import TrainConfig, TrainConfigError, make_optimizer, method_config  # noqa: F401 (re-exported)
+from .train_files import METRIC_FIELDS, MetricsCSV, rebuild_trace_writer, trace_meta  # noqa: F401 (re-exported)
 
 # Settings that may differ when resuming (they do not change what is computed).
 RESUME_MUTABLE = ("progress", "eval_every", "checkpoint_every", "num_threads", "out", "eval_max_samples")

@@ -8,11 +8,11 @@ normal and update step, and the per-layer, per-pass cost of a normal step with t
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rigl_hw.atomic import atomic_path
 from rigl_hw.trace import Trace, read_trace
 from simulator.engine import RunResult, StepResult, simulate_run, simulate_step
 from simulator.hardware import HardwareSpec, load_hardware
@@ -90,13 +90,6 @@ def write_csv_atomic(df, path: str | os.PathLike) -> Path:
     out = Path(path)
     if out.parent and not out.parent.exists():
         raise FileNotFoundError(2, "output directory does not exist", str(out.parent))
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         df.to_csv(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return out

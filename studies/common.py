@@ -16,8 +16,6 @@ gradient top-k (`grow="random"`).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -25,6 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+from rigl_hw.atomic import atomic_path, atomic_write_text
 
 IMAGENET_RUN = {"steps": 32_000, "batch": 4_096, "delta_t": 100, "alpha": 0.3, "t_end": 25_000}
 STEP_BATCH = 256          # batch of the one-step numbers of uniform-vs-erk
@@ -242,17 +242,7 @@ class StudyLog:
 
 def write_text(path: Path, text: str) -> Path:
     """Write a text file atomically (temp file in the same directory, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_text(path, text)
 
 
 def write_csv(df, path: Path) -> Path:
@@ -299,15 +289,11 @@ def save_fig(fig, path: Path) -> str:
     """Save a figure atomically (PNG) and close it; returns the file name for the report."""
     plt = pyplot()
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path.name
 
 

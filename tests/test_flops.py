@@ -1,7 +1,6 @@
 """FLOP accounting: dense ResNet-50, the paper's table cells, and a brute-force counter."""
 
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -97,11 +96,9 @@ def _brute_force_macs(spec, mask):
     if spec.kind == "linear":
         return int(mask.sum()) * spec.out_positions
     c_out, c_in_g, kh, kw = mask.shape
-    g = spec.groups
     oh, ow = spec.out_hw
     count = 0
     for o, y, x in itertools.product(range(c_out), range(oh), range(ow)):
-        group = o // (c_out // g)
         for c in range(c_in_g):
             for i in range(kh):
                 for j in range(kw):

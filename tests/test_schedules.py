@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import pytest
 
 from rigl_hw.schedules import (CosineLR, ScheduleError, StepLR, UpdateSchedule, changed_per_update, n_changed,

@@ -1,6 +1,5 @@
 """Energy tables, compressed sizes, traffic and the energy = sum(counts x table) identity."""
 
-import math
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 """Dask sweeps: results equal direct calls, a cached rerun computes nothing, failures are isolated."""
 
-import json
 
 import pytest
 
