@@ -455,3 +455,30 @@ def test_specs_mismatch_is_refused():
     method = make_method(config("static"), "mlp", specs)
     with pytest.raises(MethodError, match="specs"):
         method.init_masks(cnn, trace_layer_specs(cnn, example_input("small_cnn")), None, None)
+
+
+@pytest.mark.parametrize("name", ["static", "set", "rigl"])
+@pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
+def test_trainer_step_keeps_optimizer_state_zero_outside_the_mask(name, opt):
+    """The trainer's own `train_step` (not the loop above): for methods that train on sparse gradients,
+    every weight-shaped optimizer state is zero at every inactive position after every step, update
+    steps included (RigL's dense gradient must not reach the optimizer at masked positions)."""
+    from rigl_hw.train import train_step
+
+    model, specs, batch, loss_of = build("mlp")
+    method = make_method(config(name), "mlp", specs)
+    x0, y0 = batch(0)
+    masking = method.init_masks(model, specs, torch.Generator().manual_seed(0), lambda: loss_of(model(x0), y0))
+    optimizer = OPTIMIZERS[opt](model.parameters())
+    updates = 0
+    for t in range(STEPS):
+        x, y = batch(t)
+        _, is_update, skipped = train_step(model, loss_of, x, y, optimizer, method, masking, t)
+        assert not skipped
+        updates += is_update
+        for n in masking.names:
+            w, inactive = masking.weight(n), ~masking.mask(n)
+            assert torch.all(w[inactive] == 0), (t, n)
+            for key, state in weight_shaped_state(optimizer, w).items():
+                assert torch.all(state[inactive] == 0), (name, opt, t, n, key)
+    assert updates == (6 if name != "static" else 0)     # t = 5, 10, ..., 30 (< T_end = 35)
