@@ -240,6 +240,17 @@ class StudyLog:
         return info
 
 
+def start_study(name: str, out_dir, config, quick: bool, presets: Sequence[str] | None = None):
+    """(config, out, log) for a study's run(): `config` with `presets` substituted if given, the presets
+    checked (unknown name -> HardwareSpecError before anything runs), out_dir created, a StudyLog."""
+    if presets:
+        config = replace(config, presets=tuple(presets))
+    check_presets(config.presets)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return config, out, StudyLog(name, out, quick)
+
+
 def write_text(path: Path, text: str) -> Path:
     """Write a text file atomically (temp file in the same directory, then rename)."""
     return atomic_write_text(path, text)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studies.common import IMAGENET_RUN, SEED, STEP_BATCH, StudyLog, check_presets
+from studies.common import IMAGENET_RUN, SEED, STEP_BATCH, StudyLog, start_study
 
 NAME = "uniform-vs-erk"
 
@@ -99,15 +99,7 @@ def _points(cfg: Config) -> tuple[list[dict], list[dict]]:
 def run(out_dir, scheduler: str | None = None, n_workers: int = 2, quick: bool = False, progress: bool = True,
         presets: tuple[str, ...] | None = None) -> Path:
     """Run the study into out_dir (created) and return it; report.md is the entry point."""
-    from dataclasses import replace
-
-    cfg = QUICK if quick else Config()
-    if presets:
-        cfg = replace(cfg, presets=tuple(presets))
-    check_presets(cfg.presets)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    log = StudyLog(NAME, out, quick)
+    cfg, out, log = start_study(NAME, out_dir, QUICK if quick else Config(), quick, presets)
     flops_pts, sim_pts = _points(cfg)
     flops_rows = log.sweep(flops_row, flops_pts, scheduler, n_workers, progress)
     sim_rows = log.sweep(sim_row, sim_pts, scheduler, n_workers, progress)

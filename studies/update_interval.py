@@ -17,11 +17,11 @@ Writes intervals.csv, amortised.png, topk_buffer.png, report.md, run_info.json.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studies.common import IMAGENET_RUN, SEED, StudyLog, check_presets
+from studies.common import IMAGENET_RUN, SEED, StudyLog, start_study
 
 NAME = "update-interval"
 
@@ -80,13 +80,7 @@ def _points(cfg: Config) -> list[dict]:
 def run(out_dir, scheduler: str | None = None, n_workers: int = 2, quick: bool = False, progress: bool = True,
         presets: tuple[str, ...] | None = None) -> Path:
     """Run the study into out_dir (created) and return it; report.md is the entry point."""
-    cfg = QUICK if quick else Config()
-    if presets:
-        cfg = replace(cfg, presets=tuple(presets))
-    check_presets(cfg.presets)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    log = StudyLog(NAME, out, quick)
+    cfg, out, log = start_study(NAME, out_dir, QUICK if quick else Config(), quick, presets)
     rows = log.sweep(interval_row, _points(cfg), scheduler, n_workers, progress)
     _write(out, cfg, rows, log)
     log.finish()

@@ -135,3 +135,37 @@ def naive_cycles(dataflow: str, sparse: str, mats, m: int, n: int, k: int, R: in
                         if live:
                             total, folds = total + fill + live, folds + 1
     return total - 1 if (fill_drain and folds) else total
+
+
+_IDEAL = """
+name = "{name}"
+dataflow = "os"
+[pe_array]
+rows = {rows}
+cols = {cols}
+clock_hz = 1e9
+fill_drain = false
+[sparsity]
+mode = "skip"
+[weight_format]
+kind = "bitmask"
+[[memory]]
+name = "glb"
+size_bytes = 1099511627776
+read_bw_bytes_per_cycle = 1e15
+write_bw_bytes_per_cycle = 1e15
+[[memory]]
+name = "dram"
+size_bytes = 1099511627776
+read_bw_bytes_per_cycle = 1e15
+write_bw_bytes_per_cycle = 1e15
+energy_pj_per_bit = 1.0
+[topk]
+elements_per_cycle = 1000000000
+chunk_elements = 1000000000
+"""
+
+
+def ideal_spec_toml(rows: int, cols: int, name: str | None = None) -> str:
+    """A skipping os array with no fill/drain and unbounded memory and top-k: cycles are pure compute."""
+    return _IDEAL.format(rows=rows, cols=cols, name=name or f"ideal-{rows}x{cols}")

@@ -7,23 +7,11 @@ import io
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from rigl_hw.layers import trace_layer_specs
 from rigl_hw.masking import Masking
 from rigl_hw.models import build_model, example_input
-
-
-class TinyGRU(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.emb = nn.Embedding(16, 8)
-        self.gru = nn.GRU(8, 12, batch_first=True)
-        self.fc = nn.Linear(12, 16)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, _ = self.gru(self.emb(x))
-        return self.fc(h)
+from torch_helpers import TinyGRU
 
 
 def mlp_setup(seed: int = 0):

@@ -16,6 +16,7 @@ from rigl_hw.layers import trace_layer_specs
 from rigl_hw.methods import (METHODS, MethodConfig, MethodError, PruningMethod, RigLMethod, SETMethod,
                              SmallDenseMethod, make_method)
 from rigl_hw.models import build_model, example_input
+from torch_helpers import TinyGRU
 from rigl_hw.schedules import ScheduleError, UpdateSchedule
 from rigl_hw.zoo import model_specs
 
@@ -29,18 +30,6 @@ OPTIMIZERS = {
     "adam": lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=5e-4, amsgrad=True),
     "adamw": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
 }
-
-
-class TinyGRU(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.emb = nn.Embedding(16, 8)
-        self.gru = nn.GRU(8, 12, batch_first=True)
-        self.fc = nn.Linear(12, 16)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, _ = self.gru(self.emb(x))
-        return self.fc(h)
 
 
 def build(kind: str, seed: int = 0):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim_helpers import conv, erk_densities, linear, pack, random_mask, resnet50_specs
+from sim_helpers import conv, erk_densities, ideal_spec_toml, linear, pack, random_mask, resnet50_specs
 from simulator.engine import SimulationError, compare_modes, simulate_run, simulate_step
 from simulator.hardware import load_hardware
 from simulator.workload import lower_step
@@ -137,33 +137,6 @@ def test_run_equals_sum_of_steps():
         simulate_run(SPECS, 4, 45, np.array([0, 50]), snaps[:2], hw)
 
 
-IDEAL = """
-name = "ideal"
-dataflow = "os"
-[pe_array]
-rows = 4
-cols = 4
-clock_hz = 1e9
-fill_drain = false
-[sparsity]
-mode = "skip"
-[weight_format]
-kind = "bitmask"
-[[memory]]
-name = "glb"
-size_bytes = 1099511627776
-read_bw_bytes_per_cycle = 1e15
-write_bw_bytes_per_cycle = 1e15
-[[memory]]
-name = "dram"
-size_bytes = 1099511627776
-read_bw_bytes_per_cycle = 1e15
-write_bw_bytes_per_cycle = 1e15
-energy_pj_per_bit = 1.0
-[topk]
-elements_per_cycle = 1000000000
-chunk_elements = 1000000000
-"""
 
 
 def _balanced(spec, period, ones, shift):
@@ -174,7 +147,7 @@ def _balanced(spec, period, ones, shift):
 
 def test_ideal_hardware_reduces_to_rigl_cost_formula(tmp_path):
     p = tmp_path / "ideal.toml"
-    p.write_text(IDEAL)
+    p.write_text(ideal_spec_toml(4, 4, name="ideal"))
     hw = load_hardware(str(p))
     specs = [conv("a", 16, 32, 3, 8), linear("b", 64, 16)]
     shape = {"a": (8, 2), "b": (16, 2)}  # (period, ones): densities 1/4 and 1/8

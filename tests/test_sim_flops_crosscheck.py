@@ -20,35 +20,9 @@ from rigl_hw.flops import inference_flops, rigl_step_flops, training_flops
 from rigl_hw.schedules import UpdateSchedule
 from rigl_hw.zoo import model_specs
 from simulator.engine import simulate_run, simulate_step
+from sim_helpers import ideal_spec_toml
 from simulator.hardware import load_hardware
 
-IDEAL = """
-name = "ideal-{rows}x{cols}"
-dataflow = "os"
-[pe_array]
-rows = {rows}
-cols = {cols}
-clock_hz = 1e9
-fill_drain = false
-[sparsity]
-mode = "skip"
-[weight_format]
-kind = "bitmask"
-[[memory]]
-name = "glb"
-size_bytes = 1099511627776
-read_bw_bytes_per_cycle = 1e15
-write_bw_bytes_per_cycle = 1e15
-[[memory]]
-name = "dram"
-size_bytes = 1099511627776
-read_bw_bytes_per_cycle = 1e15
-write_bw_bytes_per_cycle = 1e15
-energy_pj_per_bit = 1.0
-[topk]
-elements_per_cycle = 1000000000
-chunk_elements = 1000000000
-"""
 
 # (model, num_classes, rows R, cols C, batch, {layer: (period, ones)}). The sides must divide: R | B P_out
 # and R | C_out; C | C_out, C | fan_in and C | row nonzeros (the sampled dW packs a row's active outputs
@@ -77,7 +51,7 @@ def test_ideal_run_matches_rigl_flop_accounting(case, tmp_path):
     specs = model_specs(model, num_classes=classes)
     assert sorted(s.name for s in specs) == sorted(pattern)
     p = tmp_path / "ideal.toml"
-    p.write_text(IDEAL.format(rows=R, cols=C))
+    p.write_text(ideal_spec_toml(R, C))
     hw = load_hardware(str(p))
 
     # A RigL schedule (rigl_hw.schedules): an update every D steps while t < T_end. Run D n + 1 steps:
