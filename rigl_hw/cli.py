@@ -107,10 +107,12 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                                    "times its length, plus each mask-update step.")
     p.add_argument("trace", help="trace directory (from `rigl-hw train` or `rigl-hw trace synth`)")
     p.add_argument("--hardware", required=True, help="preset name (`rigl-hw hardware list`) or a .toml spec")
-    p.add_argument("--mode", default="real", help="real (use the trace's masks, default) or statistical "
-                                                  "(random masks of the same densities, in expectation)")
+    p.add_argument("--mode", default="real", choices=("real", "statistical", "compare"),
+                   help="real (use the trace's masks, default), statistical (random masks of the same densities, "
+                        "in expectation), or compare (both, with real/statistical ratios per layer and pass)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--out", help="write the per-snapshot, per-layer, per-pass table to this CSV")
+    p.add_argument("--out", help="write the per-snapshot, per-layer, per-pass table to this CSV "
+                                 "(--mode compare: the per-layer comparison)")
     p.set_defaults(func=_run_simulate)
 
 
@@ -121,6 +123,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
     if args.out and not Path(args.out).resolve().parent.is_dir():  # fail before the (long) simulation
         raise CliError(f"--out {args.out}: its directory does not exist; create it first")
+    if args.mode == "compare":
+        return _run_simulate_compare(args)
     sim = simulate_trace(args.trace, args.hardware, mode=args.mode)
     summary = sim.summary()
     if args.out:
@@ -135,6 +139,31 @@ def _run_simulate(args: argparse.Namespace) -> int:
     print(f"  normal step: {n['cycles']:.4g} cycles  {n['energy_j']:.4g} J")
     if summary["mask_updates"]:
         print(f"  update step: {u['cycles']:.4g} cycles  {u['energy_j']:.4g} J")
+    if args.out:
+        print(f"  table: {args.out}")
+    return 0
+
+
+def _run_simulate_compare(args: argparse.Namespace) -> int:
+    from simulator.trace_run import compare_trace, write_csv_atomic
+
+    cmp = compare_trace(args.trace, args.hardware)
+    layers = cmp.pop("layers")
+    if args.out:
+        write_csv_atomic(layers, args.out)
+    if args.json:
+        print(json.dumps({**cmp, "layers": layers.to_dict("records")}))
+        return 0
+    r, s, q = cmp["totals"]["real"], cmp["totals"]["statistical"], cmp["ratio"]
+    print(f"{cmp['model']} {cmp['method']} trace ({cmp['masks']} masks), {cmp['steps']} steps, "
+          f"{cmp['mask_updates']} mask updates, on {cmp['hardware']}: real masks vs random masks of the same densities")
+    print(f"  whole run, real:        {r['cycles']:.4g} cycles  {r['time_s']:.4g} s  {r['energy_j']:.4g} J")
+    print(f"  whole run, statistical: {s['cycles']:.4g} cycles  {s['time_s']:.4g} s  {s['energy_j']:.4g} J")
+    print(f"  real / statistical:     {q['cycles']:.4f} cycles  {q['energy_j']:.4f} energy")
+    worst = layers.assign(dev=(layers["ratio"] - 1).abs()).sort_values("dev", ascending=False).head(5)
+    print("  layers and passes where the real masks differ most (one normal step, final masks):")
+    for row in worst.itertuples():
+        print(f"    {row.layer:32s} {row._2:15s} density {row.density:.3f}  real/statistical {row.ratio:.4f}")
     if args.out:
         print(f"  table: {args.out}")
     return 0

@@ -14,10 +14,11 @@ from typing import Any
 
 from rigl_hw.atomic import atomic_path
 from rigl_hw.trace import Trace, read_trace
-from simulator.engine import RunResult, StepResult, simulate_run, simulate_step
+from simulator.engine import RunResult, StepResult, compare_modes, simulate_run, simulate_step
 from simulator.hardware import HardwareSpec, load_hardware
 
 SIM_MODES = ("real", "statistical")
+CLI_MODES = SIM_MODES + ("compare",)
 
 
 @dataclass
@@ -83,6 +84,26 @@ def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | H
     step = simulate_step(specs, init_masks if mode == "real" else None, hw, trace.batch_size,
                          dense_weight_grad=dense_dw, mode=mode, densities=densities)
     return TraceSimulation(trace, hw, mode, run, step)
+
+
+def compare_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec) -> dict[str, Any]:
+    """The trace simulated with its masks and statistically (random masks of the same densities):
+    whole-run totals of both, their ratios (real / statistical), and `layers`, the per-layer, per-pass
+    cycles of one normal step with the final masks in both modes (`engine.compare_modes`)."""
+    hw = hardware if isinstance(hardware, HardwareSpec) else load_hardware(hardware)
+    real = simulate_trace(trace_dir, hw, mode="real")
+    stat = simulate_trace(trace_dir, hw, mode="statistical")
+    trace = real.trace
+    *_, (_, _, final) = trace.iter_snapshots()
+    layers = compare_modes(trace.specs, {s.name: p for s, p in zip(trace.specs, final)}, hw, trace.batch_size)
+    tot = {m: {"cycles": r.run.cycles, "time_s": r.run.time_s, "energy_j": r.run.energy_j}
+           for m, r in (("real", real), ("statistical", stat))}
+    return {"hardware": hw.name, "trace": str(trace.path), "model": trace.meta.get("model"),
+            "method": trace.method, "masks": real.masks_label, "steps": trace.total_steps,
+            "mask_updates": trace.n_updates, "totals": tot,
+            "ratio": {k: tot["real"][k] / tot["statistical"][k] if tot["statistical"][k] else float("nan")
+                      for k in tot["real"]},
+            "layers": layers}
 
 
 def write_csv_atomic(df, path: str | os.PathLike) -> Path:

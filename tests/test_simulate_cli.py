@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from rigl_hw.cli import main
-from rigl_hw.trace import read_trace
+from rigl_hw.trace import pack_mask, read_trace
 from rigl_hw.trace_synth import write_synthetic_trace
 from simulator.engine import simulate_step
 from simulator.hardware import load_hardware
@@ -49,6 +49,32 @@ def test_statistical_mode_close_to_real_on_random_masks(trace_dir, capsys):
     stat = json.loads(capsys.readouterr().out)
     assert stat["masks"] == "statistical"
     assert stat["totals"]["cycles"] == pytest.approx(real["totals"]["cycles"], rel=0.25)
+
+
+def test_compare_mode_reports_both_runs_and_final_mask_layers(trace_dir, tmp_path, capsys):
+    runs = {}
+    for mode in ("real", "statistical"):
+        assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--mode", mode]) == 0
+        runs[mode] = json.loads(capsys.readouterr().out)["totals"]
+    csv_path = tmp_path / "cmp.csv"
+    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--mode", "compare",
+                 "--out", str(csv_path)]) == 0
+    cmp = json.loads(capsys.readouterr().out)
+    assert cmp["totals"] == runs
+    assert cmp["ratio"]["cycles"] == pytest.approx(runs["real"]["cycles"] / runs["statistical"]["cycles"])
+    # per layer: one normal step with the LAST snapshot's masks, real against statistical, from the engine
+    tr = read_trace(trace_dir)
+    last = int(tr.update_steps[-1]) + 1
+    masks = {s.name: pack_mask(tr.mask_at(s.name, last)) for s in tr.specs}
+    hw = load_hardware("skip-bitmask-32x32")
+    real = simulate_step(tr.specs, masks, hw, tr.batch_size, mode="real").table
+    stat = simulate_step(tr.specs, masks, hw, tr.batch_size, mode="statistical").table
+    rows = pd.read_csv(csv_path)
+    assert list(rows["cycles_real"]) == pytest.approx(list(real["cycles"]))
+    assert list(rows["cycles_statistical"]) == pytest.approx(list(stat["cycles"]))
+    assert [r["ratio"] for r in cmp["layers"]] == pytest.approx(list(real["cycles"] / stat["cycles"]))
+    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--mode", "compare"]) == 0
+    assert "real / statistical" in capsys.readouterr().out
 
 
 def test_dense_hardware_ignores_sparsity(trace_dir, capsys):
