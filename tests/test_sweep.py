@@ -35,3 +35,24 @@ def test_point_key_is_order_independent():
 def test_unreachable_scheduler(tmp_path):
     with pytest.raises(SweepError, match="cannot reach Dask scheduler"):
         run_sweep(flops_point, POINTS[:1], tmp_path, scheduler="tcp://127.0.0.1:9", progress=False)
+
+
+def test_interrupted_sweep_keeps_finished_points(tmp_path, monkeypatch):
+    """Ctrl-C while the third result arrives: the two finished points stay cached, a rerun computes the rest."""
+    import studies.sweep as sweep
+
+    real_write, calls = sweep._write_json_atomic, []
+
+    def write_then_interrupt(path, obj):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real_write(path, obj)
+
+    monkeypatch.setattr(sweep, "_write_json_atomic", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(flops_point, POINTS, tmp_path / "cache", n_workers=1, progress=False)
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 2
+    monkeypatch.setattr(sweep, "_write_json_atomic", real_write)
+    again = run_sweep(flops_point, POINTS, tmp_path / "cache", n_workers=1, progress=False)
+    assert again.cached == 2 and again.computed == 2 and len(again.rows) == 4
