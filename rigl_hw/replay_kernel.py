@@ -27,7 +27,7 @@ def _below(state: np.ndarray, n: int) -> int:
     return int(((_next(state) >> uint64(32)) * uint64(n)) >> uint64(32))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def drop_grow(mask: np.ndarray, active: np.ndarray, k: int, seed: int) -> None:
     """In place: turn off k random active positions, then turn on k random positions that are off
     after the drop (a just-dropped position may come back, as in RigL).

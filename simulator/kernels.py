@@ -21,7 +21,7 @@ _SPREAD = np.array([sum(((v >> (7 - j)) & 1) << (8 * j) for j in range(8)) for v
                    dtype=np.uint64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mask_tile_counts(packed, n_rows, n_cols, col_tile, row_tile_id, n_row_tiles):
     """Nonzeros of a packed (n_rows, n_cols) mask per tile, in one pass over its set bits.
 
@@ -60,7 +60,7 @@ def _mask_tile_counts(packed, n_rows, n_cols, col_tile, row_tile_id, n_row_tiles
     return row_tiles, col_tiles
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mask_tile_counts_aligned(packed, n_rows, n_cols, col_tile, row_tile_id, n_row_tiles):
     """`_mask_tile_counts` for byte-aligned rows and tiles: per byte one table add for the row tile
     and one 64-bit SWAR add for its 8 column counters."""
@@ -103,7 +103,7 @@ def _mask_tile_counts_aligned(packed, n_rows, n_cols, col_tile, row_tile_id, n_r
     return row_tiles, col_tiles
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _popcount(packed, n_bits):
     """Set bits among the first n_bits of a packed array."""
     n_full = n_bits // 8
@@ -116,7 +116,7 @@ def _popcount(packed, n_bits):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fold_sums(cyc, mult, per_fold_traffic_cycles, fill_drain):
     """Total cycles sum_i mult_i * max(cyc_i, t) for a per-fold traffic floor t (roofline), the
     compute-only total sum_i mult_i * cyc_i, and the fold count; minus 1 with fill/drain (SCALE-Sim)."""

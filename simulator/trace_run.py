@@ -8,15 +8,18 @@ normal and update step, and the per-layer, per-pass cost of a normal step with t
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, TypeVar
 
 from rigl_hw.atomic import atomic_path
 from rigl_hw.trace import Trace, read_trace
 from simulator.engine import RunResult, StepResult, compare_modes, simulate_run, simulate_step
 from simulator.hardware import HardwareSpec, load_hardware
 
+T = TypeVar("T")
 SIM_MODES = ("real", "statistical")
 CLI_MODES = SIM_MODES + ("compare",)
 
@@ -54,6 +57,46 @@ class TraceSimulation:
         }
 
 
+def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`items`, produced by a background thread up to `depth` ahead of the consumer (same order, same
+    values; an exception in the producer is raised here). The synthetic-mask replay and np.packbits
+    release the GIL, so replaying the next snapshot overlaps simulating the current one."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put(("error", e))
+
+    worker = threading.Thread(target=produce, name="trace-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
+
+
 def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec,
                    mode: str = "real") -> TraceSimulation:
     """Simulate every interval of the trace with its masks (mode "real") or with random masks of the
@@ -72,7 +115,7 @@ def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | H
             yield first[2]
             for _, _, packed in snapshots:
                 yield packed
-        snaps: Any = all_snapshots()
+        snaps: Any = prefetched(all_snapshots())  # replay the next masks while this interval simulates
         densities = None
     else:
         nnz = trace.initial_nonzeros()

@@ -119,3 +119,25 @@ def test_hardware_list_and_show(capsys):
     assert main(["hardware", "show", "eyeriss-v2-pe", "--json"]) == 0
     spec = json.loads(capsys.readouterr().out)
     assert spec["pe_array"]["rows"] == 1 and "activations" in spec["sparsity"]["operands"]
+
+
+def test_prefetched_keeps_order_raises_producer_errors_and_stops_early():
+    import threading
+
+    from simulator.trace_run import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise ValueError("corrupt snapshot 2")
+
+    got = []
+    with pytest.raises(ValueError, match="corrupt snapshot 2"):
+        for x in prefetched(broken()):
+            got.append(x)
+    assert got == [1]
+    gen = prefetched(iter(range(10**9)), depth=2)       # consumer stops after 3 items
+    assert [next(gen) for _ in range(3)] == [0, 1, 2]
+    gen.close()                                          # the producer thread ends, nothing left running
+    assert not any(t.name == "trace-prefetch" for t in threading.enumerate())

@@ -1,6 +1,7 @@
 """Benchmark of the simulator: JIT compile time, one ResNet-50 training step at batch 256 with ERK-90%
 bitmasks, a synthetic 32k-step (Delta T = 100) run with 250 mask snapshots, its peak memory, and the
-54-layer batch-1 dense cycles against SCALE-Sim v3's recorded totals.
+54-layer batch-1 dense cycles against SCALE-Sim v3's recorded totals, and (e) the user's path: a
+`rigl-hw trace synth` trace simulated in-process and by the `rigl-hw simulate` command.
 
 Run: .venv/bin/python studies/bench/simulator.py [--hardware NAME] [--repeats N]
 Goals (issue 4): step <= 20 ms after JIT warm-up; whole run <= 10 s.
@@ -66,6 +67,37 @@ class SyntheticSnapshots:
                 nxt[s.name] = m
             cur = nxt
             yield cur
+
+
+def _trace_path(hardware: str, cli_repeats: int = 3) -> None:
+    """(e) The user's path: `rigl-hw trace synth` with the issue's flags, then `simulate_trace` in this
+    process and `rigl-hw simulate --json` as a fresh process (import, JIT cache load, trace read,
+    replay of every update's masks, simulation, output), median of `cli_repeats`."""
+    import subprocess
+    import tempfile
+
+    from rigl_hw.trace_synth import write_synthetic_trace
+    from simulator.trace_run import simulate_trace
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        path = write_synthetic_trace(Path(tmp) / "r50", "resnet50", "erk", 0.9, steps=32_000, delta_t=100,
+                                     alpha=0.3, t_end=25_000, batch=4096)
+        t_synth = time.perf_counter() - t
+        t = time.perf_counter()
+        sim = simulate_trace(path, hardware)
+        t_sim = time.perf_counter() - t
+        cli = []
+        for _ in range(cli_repeats):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "rigl_hw", "simulate", str(path), "--hardware", hardware, "--json"],
+                           check=True, capture_output=True, cwd=ROOT)
+            cli.append(time.perf_counter() - t)
+    med = statistics.median(cli)
+    print(f"\n(e) trace synth (ResNet-50 ERK 90%, 32,000 steps, Delta T = 100, batch 4096) -> simulate on {hardware}")
+    print(f"  trace synth {t_synth:.2f} s; simulate_trace {t_sim:.2f} s ({sim.trace.n_updates} updates, "
+          f"{sim.run.cycles:.4g} cycles); `rigl-hw simulate` process median {med:.2f} s "
+          f"(goal <= 10 s: {med / 10:.2f}x of goal; runs {', '.join(f'{c:.2f}' for c in cli)})")
 
 
 def main() -> None:
@@ -137,6 +169,8 @@ def main() -> None:
         dt = time.perf_counter() - t
         print(f"  {df} {R}x{R}: ours {got:,.0f} vs SCALE-Sim {want:,} ({'equal' if got == want else 'DIFFERENT'}); "
               f"{dt * 1e3:.2f} ms vs {scalesim_s:.0f} s recorded ({scalesim_s / dt:,.0f}x)")
+
+    _trace_path(args.hardware)
 
 
 if __name__ == "__main__":
