@@ -113,6 +113,8 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", help="write the per-snapshot, per-layer, per-pass table to this CSV "
                                  "(--mode compare: the per-layer comparison)")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the run: cost per step over the run, energy by "
+                                                      "component, cycles per layer and pass")
     p.set_defaults(func=_run_simulate)
 
 
@@ -121,14 +123,23 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
     from simulator.trace_run import simulate_trace, write_csv_atomic
 
-    if args.out and not Path(args.out).resolve().parent.is_dir():  # fail before the (long) simulation
-        raise CliError(f"--out {args.out}: its directory does not exist; create it first")
+    for opt in ("out", "plot"):          # fail before the (long) simulation
+        path = getattr(args, opt)
+        if path and not Path(path).resolve().parent.is_dir():
+            raise CliError(f"--{opt} {path}: its directory does not exist; create it first")
+    if args.plot and args.mode == "compare":
+        raise CliError("--plot draws one run; use it with --mode real or statistical, not compare")
     if args.mode == "compare":
         return _run_simulate_compare(args)
     sim = simulate_trace(args.trace, args.hardware, mode=args.mode)
     summary = sim.summary()
     if args.out:
         write_csv_atomic(sim.run.table, args.out)
+    if args.plot:
+        from simulator.run_plot import plot_run
+
+        plot_run(sim.run.table, args.plot, f"{summary['model']} {summary['method']} ({summary['masks']} masks), "
+                 f"{summary['steps']} steps at batch {summary['batch']} on {summary['hardware']}")
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -141,6 +152,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
         print(f"  update step: {u['cycles']:.4g} cycles  {u['energy_j']:.4g} J")
     if args.out:
         print(f"  table: {args.out}")
+    if args.plot:
+        print(f"  plot: {args.plot}")
     return 0
 
 

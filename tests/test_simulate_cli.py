@@ -141,3 +141,26 @@ def test_prefetched_keeps_order_raises_producer_errors_and_stops_early():
     assert [next(gen) for _ in range(3)] == [0, 1, 2]
     gen.close()                                          # the producer thread ends, nothing left running
     assert not any(t.name == "trace-prefetch" for t in threading.enumerate())
+
+
+def test_plot_data_adds_up_and_png_is_written(trace_dir, tmp_path, capsys):
+    from simulator.run_plot import run_plot_data
+
+    png, csv_path = tmp_path / "run.png", tmp_path / "run.csv"
+    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json",
+                 "--out", str(csv_path), "--plot", str(png)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    d = run_plot_data(pd.read_csv(csv_path))
+    snap = d["per_snapshot"]
+    # every step of the run is in exactly one snapshot, and step-weighted costs give the run totals
+    assert snap.normal_steps.sum() + snap.update_cycles.notna().sum() == out["steps"] == 60
+    assert list(snap.first_step) == [0, 10, 20, 30, 40]
+    cycles = (snap.normal_cycles * snap.normal_steps).sum() + snap.update_cycles.fillna(0).sum()
+    assert cycles == pytest.approx(out["totals"]["cycles"])
+    assert sum(d["energy"].values()) == pytest.approx(d["total_energy_pj"])
+    assert d["total_energy_pj"] * 1e-12 == pytest.approx(out["totals"]["energy_j"])
+    assert d["per_layer"].to_numpy().sum() == pytest.approx(sum(r["cycles"] for r in out["layers"]))
+    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--plot",
+                 str(tmp_path / "no" / "x.png")]) == 2
+    assert "--plot" in capsys.readouterr().err and not (tmp_path / "no").exists()
