@@ -7,7 +7,8 @@
    metadata: time and energy of the whole run, normalised to the dense run on the same hardware.
 4. Export: the RigL checkpoint to ONNX in both formats, verified in onnxruntime against PyTorch.
 
-Everything lands in OUT/report.md (plus the per-stage files); the same tables are printed on stdout.
+Everything lands in OUT/report.md (tables, training curves in training.png, the RigL run's picture in
+rigl_run.png, plus each stage's files); the same tables are printed on stdout.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def train_runs(out: Path, steps: int | None = None) -> list[DemoRun]:
         settings.update(steps=steps, delta_t=max(1, steps // 16), t_end=max(1, (3 * steps) // 4))
     runs = []
     for method in DEMO_METHODS:
-        config = TrainConfig(method=method, out=str(out / "runs" / method), progress=False, **settings)
+        config = TrainConfig(method=method, out=str(out / "runs" / method), progress=False,
+                             eval_every=max(1, settings["steps"] // 8), **settings)
         res = train(config)
         runs.append(DemoRun(method, res.run_dir, float(res.eval["eval_accuracy"]), sum(res.nonzeros.values()),
                             res.seconds))
@@ -97,6 +99,26 @@ def simulate_runs(runs: list[DemoRun], presets=DEMO_PRESETS) -> list[dict[str, A
     return rows
 
 
+def plot_training(runs: list[DemoRun], path: Path) -> str:
+    """Training loss (smoothed) and test accuracy of every demo run, from their metrics.csv; file name."""
+    import pandas as pd
+
+    from studies.common import plot_style, pyplot, save_fig
+
+    plt = pyplot()
+    with plot_style():
+        fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 3.6))
+        for r in runs:
+            m = pd.read_csv(r.run_dir / "metrics.csv")
+            ax_l.plot(m["step"], m["loss"].rolling(25, min_periods=1).mean(), label=LABEL[r.method])
+            ev = m.dropna(subset=["eval_accuracy"])
+            ax_a.plot(ev["step"], ev["eval_accuracy"], marker="o", label=LABEL[r.method])
+        ax_l.set(xlabel="step", ylabel="training loss (25-step mean)", yscale="log", title="Training loss")
+        ax_a.set(xlabel="step", ylabel="test accuracy", title="Test accuracy")
+        ax_l.legend()
+        return save_fig(fig, path)
+
+
 def export_run(run: DemoRun, out: Path) -> dict[str, Any]:
     """Export `run`'s checkpoint in both formats with verification; sizes and the check's errors."""
     from export import export_onnx
@@ -110,7 +132,8 @@ def export_run(run: DemoRun, out: Path) -> dict[str, Any]:
             "layers_checked": v.layers_checked, "files": [str(r.path) for r in reports.values()]}
 
 
-def demo_report(flops_rows: list[dict], runs: list[DemoRun], sim_rows: list[dict], exported: dict[str, Any]) -> str:
+def demo_report(flops_rows: list[dict], runs: list[DemoRun], sim_rows: list[dict], exported: dict[str, Any],
+                plots: dict[str, str] | None = None) -> str:
     """The demo's report.md, every figure taken from the stage results passed in."""
     acc = {r.method: r.accuracy for r in runs}
     t = DEMO_TRAINING
@@ -124,12 +147,19 @@ def demo_report(flops_rows: list[dict], runs: list[DemoRun], sim_rows: list[dict
         diff = acc["rigl"] - acc["static"]
         lines += ["", f"RigL {'beats' if diff > 0 else 'does not beat'} Static by {diff * 100:+.2f} points of test "
                       "accuracy on this run (one seed; `rigl-hw study methods-small` has 3 seeds and spreads)."]
+    plots = plots or {}
+    if "training" in plots:
+        lines += ["", f"![training curves]({plots['training']})"]
     lines += ["", "## 3. Simulated training cost of each trace (whole run)", "",
               "| hardware | method | steps | mask updates | cycles | time (s) | energy (J) | time / dense | energy / dense |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['hardware']} | {LABEL[r['method']]} | {r['steps']} | {r['mask_updates']} | {r['cycles']:.4g} | "
               f"{r['time_s']:.4g} | {r['energy_j']:.4g} | {r['time_vs_dense']:.3f} | {r['energy_vs_dense']:.3f} |"
               for r in sim_rows]
+    if "rigl_run" in plots:
+        lines += ["", f"The RigL run on `{DEMO_PRESETS[-1]}` (`rigl-hw simulate runs/rigl/trace --hardware "
+                      f"{DEMO_PRESETS[-1]} --plot ...`): each mask update changes what a step costs.", "",
+                  f"![RigL run on {DEMO_PRESETS[-1]}]({plots['rigl_run']})"]
     lines += ["", "## 4. ONNX export of the RigL model", "",
               f"- dense format (exact zeros): {exported['dense_bytes']:,} bytes; sparse initializers: "
               f"{exported['sparse_bytes']:,} bytes ({exported['sparse_bytes'] / exported['dense_bytes']:.3f}x)",
@@ -156,11 +186,19 @@ def run_demo(out_dir: str, steps: int | None = None) -> int:
     write_text(out / "uniform_vs_erk.md", "# Uniform vs ERK: parameters and FLOPs\n\n" + _flops_markdown(flops_rows) + "\n")
     _say(f"[2/4] training {', '.join(LABEL[m] for m in DEMO_METHODS)} on digits")
     runs = train_runs(out, steps)
+    plots = {"training": plot_training(runs, out / "training.png")}
     _say(f"[3/4] simulating the traces on {', '.join(DEMO_PRESETS)}")
     sim_rows = simulate_runs(runs)
+    from simulator.run_plot import plot_run
+    from simulator.trace_run import simulate_trace
+
+    rigl = next(r for r in runs if r.method == "rigl")
+    plot_run(simulate_trace(rigl.run_dir / "trace", DEMO_PRESETS[-1]).run.table, out / "rigl_run.png",
+             f"RigL MLP on digits, ERK 90%, on {DEMO_PRESETS[-1]}")
+    plots["rigl_run"] = "rigl_run.png"
     _say("[4/4] exporting the RigL checkpoint to ONNX and verifying it in onnxruntime")
-    exported = export_run(next(r for r in runs if r.method == "rigl"), out)
-    report = demo_report(flops_rows, runs, sim_rows, exported)
+    exported = export_run(rigl, out)
+    report = demo_report(flops_rows, runs, sim_rows, exported, plots)
     write_text(out / "report.md", report)
     sys.stdout.write(report)
     _say(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")

@@ -66,3 +66,10 @@ def test_cli_demo_bad_output_is_one_line(tmp_path, capsys):
     assert main(["demo", "--out", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rigl-hw: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_report_embeds_its_plots(demo_out):
+    report = (demo_out / "report.md").read_text()
+    for name in ("training.png", "rigl_run.png"):
+        assert f"]({name})" in report
+        assert (demo_out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
