@@ -113,6 +113,8 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", help="write the per-snapshot, per-layer, per-pass table to this CSV "
                                  "(--mode compare: the per-layer comparison)")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar (it is shown only when stderr is a terminal)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the run: cost per step over the run, energy by "
                                                       "component, cycles per layer and pass")
     p.set_defaults(func=_run_simulate)
@@ -131,7 +133,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         raise CliError("--plot draws one run; use it with --mode real or statistical, not compare")
     if args.mode == "compare":
         return _run_simulate_compare(args)
-    sim = simulate_trace(args.trace, args.hardware, mode=args.mode)
+    sim = simulate_trace(args.trace, args.hardware, mode=args.mode, progress=args.progress and sys.stderr.isatty())
     summary = sim.summary()
     if args.out:
         write_csv_atomic(sim.run.table, args.out)

@@ -98,9 +98,10 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
 
 
 def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec,
-                   mode: str = "real") -> TraceSimulation:
+                   mode: str = "real", progress: bool = False) -> TraceSimulation:
     """Simulate every interval of the trace with its masks (mode "real") or with random masks of the
-    same densities in expectation (mode "statistical"), plus every mask-update step."""
+    same densities in expectation (mode "statistical"), plus every mask-update step. progress: a tqdm
+    bar over the mask snapshots on stderr."""
     if mode not in SIM_MODES:
         raise ValueError(f"--mode must be one of {SIM_MODES}, got {mode!r}")
     trace = read_trace(trace_dir)
@@ -116,6 +117,10 @@ def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | H
             for _, _, packed in snapshots:
                 yield packed
         snaps: Any = prefetched(all_snapshots())  # replay the next masks while this interval simulates
+        if progress:
+            from tqdm import tqdm
+
+            snaps = tqdm(snaps, total=trace.n_updates + 1, desc="simulate", unit="snapshot", leave=False)
         densities = None
     else:
         nnz = trace.initial_nonzeros()
