@@ -79,15 +79,18 @@ def train_runs(out: Path, steps: int | None = None) -> list[DemoRun]:
     return runs
 
 
-def simulate_runs(runs: list[DemoRun], presets=DEMO_PRESETS) -> list[dict[str, Any]]:
-    """Whole-run time and energy of every trace on every preset, and the ratios to the dense run."""
+def simulate_runs(runs: list[DemoRun], presets=DEMO_PRESETS) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Any]]:
+    """Whole-run time and energy of every trace on every preset, and the ratios to the dense run; also
+    each simulation's per-row table, keyed (preset, method), for plotting."""
     from simulator.trace_run import simulate_trace
 
-    rows = []
+    rows, tables = [], {}
     for preset in presets:
         dense = None
         for run in runs:
-            s = simulate_trace(run.run_dir / "trace", preset).summary()
+            sim = simulate_trace(run.run_dir / "trace", preset)
+            tables[(preset, run.method)] = sim.run.table
+            s = sim.summary()
             row = {"hardware": preset, "method": run.method, "steps": s["steps"], "mask_updates": s["mask_updates"],
                    "cycles": s["totals"]["cycles"], "time_s": s["totals"]["time_s"],
                    "energy_j": s["totals"]["energy_j"]}
@@ -96,7 +99,7 @@ def simulate_runs(runs: list[DemoRun], presets=DEMO_PRESETS) -> list[dict[str, A
         for row in rows[-len(runs):]:
             row["time_vs_dense"] = row["time_s"] / dense["time_s"] if dense else float("nan")
             row["energy_vs_dense"] = row["energy_j"] / dense["energy_j"] if dense else float("nan")
-    return rows
+    return rows, tables
 
 
 def plot_training(runs: list[DemoRun], path: Path) -> str:
@@ -188,12 +191,11 @@ def run_demo(out_dir: str, steps: int | None = None) -> int:
     runs = train_runs(out, steps)
     plots = {"training": plot_training(runs, out / "training.png")}
     _say(f"[3/4] simulating the traces on {', '.join(DEMO_PRESETS)}")
-    sim_rows = simulate_runs(runs)
+    sim_rows, tables = simulate_runs(runs)
     from simulator.run_plot import plot_run
-    from simulator.trace_run import simulate_trace
 
     rigl = next(r for r in runs if r.method == "rigl")
-    plot_run(simulate_trace(rigl.run_dir / "trace", DEMO_PRESETS[-1]).run.table, out / "rigl_run.png",
+    plot_run(tables[(DEMO_PRESETS[-1], "rigl")], out / "rigl_run.png",
              f"RigL MLP on digits, ERK 90%, on {DEMO_PRESETS[-1]}")
     plots["rigl_run"] = "rigl_run.png"
     _say("[4/4] exporting the RigL checkpoint to ONNX and verifying it in onnxruntime")

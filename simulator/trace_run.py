@@ -31,6 +31,7 @@ class TraceSimulation:
     mode: str
     run: RunResult
     first_step: StepResult
+    final_masks: list | None = None     # packed masks of the last snapshot (mode "real"), spec order
 
     @property
     def masks_label(self) -> str:
@@ -111,10 +112,12 @@ def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | H
     first = next(snapshots)
     init_masks = {s.name: p for s, p in zip(specs, first[2])}
     dense_dw = bool(trace.meta.get("dense_weight_grad_every_step", False))
+    last: list = [first[2]]
     if mode == "real":
         def all_snapshots():
             yield first[2]
             for _, _, packed in snapshots:
+                last[0] = packed
                 yield packed
         snaps: Any = prefetched(all_snapshots())  # replay the next masks while this interval simulates
         if progress:
@@ -131,7 +134,7 @@ def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | H
                        densities=densities)
     step = simulate_step(specs, init_masks if mode == "real" else None, hw, trace.batch_size,
                          dense_weight_grad=dense_dw, mode=mode, densities=densities)
-    return TraceSimulation(trace, hw, mode, run, step)
+    return TraceSimulation(trace, hw, mode, run, step, last[0] if mode == "real" else None)
 
 
 def compare_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec) -> dict[str, Any]:
@@ -142,8 +145,8 @@ def compare_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | Ha
     real = simulate_trace(trace_dir, hw, mode="real")
     stat = simulate_trace(trace_dir, hw, mode="statistical")
     trace = real.trace
-    *_, (_, _, final) = trace.iter_snapshots()
-    layers = compare_modes(trace.specs, {s.name: p for s, p in zip(trace.specs, final)}, hw, trace.batch_size)
+    layers = compare_modes(trace.specs, {s.name: p for s, p in zip(trace.specs, real.final_masks)}, hw,
+                           trace.batch_size)
     tot = {m: {"cycles": r.run.cycles, "time_s": r.run.time_s, "energy_j": r.run.energy_j}
            for m, r in (("real", real), ("statistical", stat))}
     return {"hardware": hw.name, "trace": str(trace.path), "model": trace.meta.get("model"),
