@@ -20,6 +20,7 @@ DATAFLOWS = ("ws", "os", "is")
 NUMBER_FORMATS = ("fp32", "bf16", "int8")
 SPARSITY_MODES = ("none", "gate", "skip")
 SPARSE_OPERANDS = ("weights", "activations", "gradients")
+TENSORS = ("weights", "inputs", "outputs")  # the three operands of a loop nest (see simulator/nest.py)
 WEIGHT_FORMATS = ("dense", "bitmask", "csr", "csc", "coo", "rle", "nm")
 VALUE_BYTES = {"fp32": 4, "bf16": 2, "int8": 1}
 
@@ -90,6 +91,21 @@ def _nm(path: str, v: Any) -> tuple[int, int]:
     if n >= m:
         raise HardwareSpecError(f"{path}: N must be smaller than M, got [{n}, {m}]")
     return (n, m)
+
+
+def _tensor_list(path: str, v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not v:
+        raise HardwareSpecError(f"{path}: must be a non-empty list of tensor names {list(TENSORS)}, got {v!r}")
+    out = tuple(_choice(TENSORS)(f"{path}[{i}]", x) for i, x in enumerate(v))
+    if len(set(out)) != len(out):
+        raise HardwareSpecError(f"{path}: duplicate tensor in {list(out)}")
+    return out
+
+
+def _partition(path: str, v: Any) -> dict[str, int]:
+    if not isinstance(v, dict) or not v:
+        raise HardwareSpecError(f"{path}: must be a table {{tensor = bytes}} over {list(TENSORS)}, got {v!r}")
+    return {_choice(TENSORS)(f"{path}.{k}", k): _pos_int(f"{path}.{k}", x) for k, x in v.items()}
 
 
 def _build(cls: type, table: Any, path: str) -> Any:
@@ -177,6 +193,42 @@ class MemoryLevel:
     access_bytes: int = _f(_pos_int, 8)
     energy_pj_per_access: float | None = _f(_nonneg_float, None)
     energy_pj_per_bit: float | None = _f(_nonneg_float, None)
+    # --- structure (mapping-driven model, simulator/nest.py + access.py) ---
+    instances: int | None = _f(_pos_int, None)        # copies of this level; None: rows*cols innermost, else 1
+    mesh_x: int | None = _f(_pos_int, None)           # instances along the array's X axis (Y = instances/mesh_x)
+    word_bits: int | None = _f(_pos_int, None)        # bits per stored word; None: the number format's bits
+    tensors: tuple[str, ...] = _f(_tensor_list, TENSORS)   # tensors kept here; the others bypass this level
+    partition_bytes: dict[str, int] | None = _f(_partition, None)  # per-tensor capacity split (bytes per instance)
+    double_buffer: bool = _f(_boolean, False)         # halves the usable capacity, hides refills
+    # --- energy per action, pJ per word of word_bits (None: resolved by simulator.energy defaults) ---
+    read_pj: float | None = _f(_nonneg_float, None)
+    write_pj: float | None = _f(_nonneg_float, None)
+    update_pj: float | None = _f(_nonneg_float, None)  # read-modify-write of a partial sum
+    metadata_read_pj: float | None = _f(_nonneg_float, None)   # per metadata word read
+    metadata_write_pj: float | None = _f(_nonneg_float, None)  # per metadata word written
+    metadata_word_bits: int | None = _f(_pos_int, None)
+    leakage_pj_per_cycle: float = _f(_nonneg_float, 0.0)       # whole level (all instances)
+    ert_name: str | None = _f(_string, None)          # this level's component name in an Accelergy ERT.yaml
+
+
+@dataclass(frozen=True)
+class MacUnit:
+    """Energy of the multiply-accumulate unit, pJ per MAC at the spec's number format (None: the
+    energy table's default for that precision); gated: a clock-gated (ineffectual) MAC;
+    accumulator_bits: width of a stored partial sum (None: 32 for fp32/bf16, 32 for int8)."""
+
+    energy_pj: float | None = _f(_nonneg_float, None)
+    gated_energy_pj: float | None = _f(_nonneg_float, None)
+    accumulator_bits: int | None = _f(_pos_int, None)
+    ert_name: str | None = _f(_string, None)
+
+
+@dataclass(frozen=True)
+class EnergySource:
+    """Where per-action energies come from beyond the spec's own numbers: an Accelergy ERT.yaml
+    (path relative to the TOML file) whose components the levels name with `ert_name`."""
+
+    ert: str | None = _f(_string, None)
 
 
 @dataclass(frozen=True)
@@ -202,6 +254,9 @@ class HardwareSpec:
     sparsity: SparsitySupport = _f(lambda p, v: _build(SparsitySupport, v, p), SparsitySupport())
     weight_format: WeightFormat = _f(lambda p, v: _build(WeightFormat, v, p), WeightFormat())
     topk: TopKUnit = _f(lambda p, v: _build(TopKUnit, v, p), TopKUnit())
+    mac: MacUnit = _f(lambda p, v: _build(MacUnit, v, p), MacUnit())
+    energy: EnergySource = _f(lambda p, v: _build(EnergySource, v, p), EnergySource())
+    source_path: str | None = None   # the TOML file it was loaded from (not a TOML key)
 
     @property
     def value_bytes(self) -> int:
@@ -216,6 +271,19 @@ class HardwareSpec:
     def glb(self) -> MemoryLevel | None:
         """The global buffer: the level just inside DRAM (None with a single level)."""
         return self.memory[-2] if len(self.memory) >= 2 else None
+
+    def instances(self, level_index: int) -> int:
+        """Copies of memory level `level_index` (innermost = 0): its `instances`, else rows x cols for the
+        innermost level of a multi-level hierarchy (PE-local storage) and 1 for the others."""
+        lv = self.memory[level_index]
+        if lv.instances is not None:
+            return lv.instances
+        return self.pe_array.rows * self.pe_array.cols if level_index == 0 and len(self.memory) >= 3 else 1
+
+    def word_bits(self, level_index: int) -> int:
+        """Bits per word at memory level `level_index` (its `word_bits`, else the number format's)."""
+        lv = self.memory[level_index]
+        return lv.word_bits if lv.word_bits is not None else 8 * self.value_bytes
 
     @property
     def skips(self) -> bool:
@@ -232,6 +300,16 @@ def _memory(path: str, v: Any) -> tuple[MemoryLevel, ...]:
     names = [m.name for m in levels]
     if len(set(names)) != len(names):
         raise HardwareSpecError(f"{path}: duplicate level names {names}")
+    for i, lv in enumerate(levels):
+        if lv.mesh_x is not None and lv.instances is not None and lv.instances % lv.mesh_x:
+            raise HardwareSpecError(f"{path}[{i}].mesh_x: {lv.mesh_x} does not divide instances = {lv.instances}")
+        if lv.partition_bytes is not None:
+            extra = sorted(set(lv.partition_bytes) - set(lv.tensors))
+            if extra:
+                raise HardwareSpecError(f"{path}[{i}].partition_bytes: {extra[0]!r} is not kept here (tensors = {list(lv.tensors)})")
+            if sum(lv.partition_bytes.values()) > lv.size_bytes:
+                raise HardwareSpecError(f"{path}[{i}].partition_bytes: partitions add up to "
+                                        f"{sum(lv.partition_bytes.values())} B, more than size_bytes = {lv.size_bytes}")
     last = levels[-1]
     if last.energy_pj_per_access is None and last.energy_pj_per_bit is None:
         raise HardwareSpecError(
@@ -278,4 +356,4 @@ def load_hardware(name_or_path: str | Path) -> HardwareSpec:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise HardwareSpecError(f"hardware file {str(path)!r}: malformed TOML: {exc}") from None
-    return spec_from_dict(data)
+    return dataclasses.replace(spec_from_dict(data), source_path=str(path))
