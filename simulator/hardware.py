@@ -256,7 +256,7 @@ class HardwareSpec:
     topk: TopKUnit = _f(lambda p, v: _build(TopKUnit, v, p), TopKUnit())
     mac: MacUnit = _f(lambda p, v: _build(MacUnit, v, p), MacUnit())
     energy: EnergySource = _f(lambda p, v: _build(EnergySource, v, p), EnergySource())
-    source_path: str | None = None   # the TOML file it was loaded from (not a TOML key)
+    source_path: str | None = dataclasses.field(default=None, compare=False)  # the TOML it came from (not a key)
 
     @property
     def value_bytes(self) -> int:
