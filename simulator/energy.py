@@ -101,3 +101,73 @@ def level_pj_per_byte(level) -> float:  # level: simulator.hardware.MemoryLevel
     if level.energy_pj_per_access is not None:
         return level.energy_pj_per_access / level.access_bytes
     return sram_pj_per_access(level.size_bytes, level.access_bytes) / level.access_bytes
+
+
+# --- per-action energies of a whole spec (the mapping-driven model's energy input) ----------------
+@dataclass(frozen=True)
+class LevelEnergy:
+    """Energy per action at one memory level, pJ per word of `word_bits` (per instance access).
+
+    update_pj: one read-modify-write of a partial sum; metadata_*: per metadata word of
+    `metadata_word_bits`; leakage_pj_per_cycle: the whole level (all instances). `sources` maps each
+    field name to where its value came from ("spec", "ert:<component>", "horowitz45 SRAM 8 KB ...").
+    """
+
+    name: str
+    word_bits: int
+    read_pj: float
+    write_pj: float
+    update_pj: float
+    metadata_read_pj: float
+    metadata_write_pj: float
+    metadata_word_bits: int
+    leakage_pj_per_cycle: float
+    sources: dict
+
+
+@dataclass(frozen=True)
+class ActionEnergyTable:
+    """Per-action energies of a hardware spec: memory levels in `hw.memory` order (innermost first) and
+    the MAC (pJ per effectual MAC at the spec's precision; gated: a clock-gated MAC)."""
+
+    levels: tuple
+    mac_pj: float
+    gated_mac_pj: float
+    mac_source: str
+
+    def level(self, name: str) -> LevelEnergy:
+        for lv in self.levels:
+            if lv.name == name:
+                return lv
+        raise KeyError(f"no memory level {name!r} in the energy table")
+
+
+def resolve_action_energies(hw) -> ActionEnergyTable:  # hw: simulator.hardware.HardwareSpec
+    """The per-action energy table of `hw`: the spec's own per-word numbers where it gives them, else
+    defaults from its per-bit / per-access energy or the 45 nm SRAM interpolation (per word of the
+    level's width; an update costs a read plus a write), and the MAC from `[mac]` or the energy table."""
+    levels = []
+    for i, lv in enumerate(hw.memory):
+        bits = hw.word_bits(i)
+        per_word = level_pj_per_byte(lv) * bits / 8.0
+        src_default = ("spec energy_pj_per_bit" if lv.energy_pj_per_bit is not None else
+                       "spec energy_pj_per_access" if lv.energy_pj_per_access is not None else
+                       f"horowitz45 SRAM interpolation at {lv.size_bytes} B")
+        rd = lv.read_pj if lv.read_pj is not None else per_word
+        wr = lv.write_pj if lv.write_pj is not None else per_word
+        up = lv.update_pj if lv.update_pj is not None else rd + wr
+        mbits = lv.metadata_word_bits if lv.metadata_word_bits is not None else bits
+        mrd = lv.metadata_read_pj if lv.metadata_read_pj is not None else rd * mbits / bits
+        mwr = lv.metadata_write_pj if lv.metadata_write_pj is not None else wr * mbits / bits
+        src = {"read_pj": "spec" if lv.read_pj is not None else src_default,
+               "write_pj": "spec" if lv.write_pj is not None else src_default,
+               "update_pj": "spec" if lv.update_pj is not None else "read + write",
+               "metadata_read_pj": "spec" if lv.metadata_read_pj is not None else "read_pj scaled to metadata bits",
+               "metadata_write_pj": "spec" if lv.metadata_write_pj is not None else "write_pj scaled to metadata bits",
+               "leakage_pj_per_cycle": "spec"}
+        levels.append(LevelEnergy(lv.name, bits, rd, wr, up, mrd, mwr, mbits, lv.leakage_pj_per_cycle, src))
+    t = energy_table(hw.energy_table, hw.number_format)
+    mac = hw.mac.energy_pj if hw.mac.energy_pj is not None else t.mac_pj
+    gated = hw.mac.gated_energy_pj if hw.mac.gated_energy_pj is not None else t.gated_ratio * mac
+    src = "spec [mac]" if hw.mac.energy_pj is not None else f"{t.name} (Horowitz ISSCC 2014)"
+    return ActionEnergyTable(tuple(levels), mac, gated, src)
