@@ -23,6 +23,7 @@ SPARSE_OPERANDS = ("weights", "activations", "gradients")
 TENSORS = ("weights", "inputs", "outputs")  # the three operands of a loop nest (see simulator/nest.py)
 WEIGHT_FORMATS = ("dense", "bitmask", "csr", "csc", "coo", "rle", "nm")
 VALUE_BYTES = {"fp32": 4, "bf16": 2, "int8": 1}
+MAP_DIMS = ("N", "G", "M", "C", "P", "Q", "R", "S")  # loop dimensions of simulator/nest.py
 
 
 class HardwareSpecError(ValueError):
@@ -94,8 +95,8 @@ def _nm(path: str, v: Any) -> tuple[int, int]:
 
 
 def _tensor_list(path: str, v: Any) -> tuple[str, ...]:
-    if not isinstance(v, list) or not v:
-        raise HardwareSpecError(f"{path}: must be a non-empty list of tensor names {list(TENSORS)}, got {v!r}")
+    if not isinstance(v, list):
+        raise HardwareSpecError(f"{path}: must be a list of tensor names {list(TENSORS)}, got {v!r}")
     out = tuple(_choice(TENSORS)(f"{path}[{i}]", x) for i, x in enumerate(v))
     if len(set(out)) != len(out):
         raise HardwareSpecError(f"{path}: duplicate tensor in {list(out)}")
@@ -197,7 +198,7 @@ class MemoryLevel:
     instances: int | None = _f(_pos_int, None)        # copies of this level; None: rows*cols innermost, else 1
     mesh_x: int | None = _f(_pos_int, None)           # instances along the array's X axis (Y = instances/mesh_x)
     word_bits: int | None = _f(_pos_int, None)        # bits per stored word; None: the number format's bits
-    tensors: tuple[str, ...] = _f(_tensor_list, TENSORS)   # tensors kept here; the others bypass this level
+    tensors: tuple[str, ...] = _f(_tensor_list, TENSORS)   # tensors kept here; the others bypass ([]: all bypass)
     partition_bytes: dict[str, int] | None = _f(_partition, None)  # per-tensor capacity split (bytes per instance)
     double_buffer: bool = _f(_boolean, False)         # halves the usable capacity, hides refills
     # --- energy per action, pJ per word of word_bits (None: resolved by simulator.energy defaults) ---
@@ -240,6 +241,66 @@ class TopKUnit:
     chunk_elements: int = _f(_pos_int, 65536)
 
 
+def _dim_list(path: str, v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list):
+        raise HardwareSpecError(f"{path}: must be a list of dimensions {list(MAP_DIMS)}, got {v!r}")
+    out = tuple(_choice(MAP_DIMS)(f"{path}[{i}]", x) for i, x in enumerate(v))
+    if len(set(out)) != len(out):
+        raise HardwareSpecError(f"{path}: duplicate dimension in {list(out)}")
+    return out
+
+
+def _order(path: str, v: Any) -> str:
+    _string(path, v)
+    bad = [c for c in v if c not in MAP_DIMS]
+    if bad or len(set(v)) != len(v):
+        raise HardwareSpecError(f"{path}: must be distinct letters of {''.join(MAP_DIMS)}, got {v!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class MapSpaceLevel:
+    """Mapping constraints of one memory level (simulator/mapper.py; Timeloop's arch constraints).
+
+    temporal: dimensions that may have a temporal loop (bound > 1) at this level (None: any).
+    spatial_x / spatial_y: dimensions that may be unrolled along X / Y from this level to the
+    instances inside it (None: any; [] : none). full: dimensions whose whole remaining extent must be
+    taken at this level (temporal, or spatial when listed in spatial_x/y; Timeloop's factor 0).
+    order: fixed temporal loop order at this level, outer -> inner (letters; dims not listed go
+    innermost), e.g. "QC"."""
+
+    name: str = _f(_string)
+    temporal: tuple[str, ...] | None = _f(_dim_list, None)
+    spatial_x: tuple[str, ...] | None = _f(_dim_list, None)
+    spatial_y: tuple[str, ...] | None = _f(_dim_list, None)
+    full: tuple[str, ...] = _f(_dim_list, ())
+    order: str | None = _f(_order, None)
+
+
+@dataclass(frozen=True)
+class MapSpace:
+    """The legal mapping space: per-level constraints ([[mapspace.level]]); levels not listed are
+    unconstrained. Absent from a spec: every factorisation, order and spatial unrolling that fits."""
+
+    level: tuple[MapSpaceLevel, ...] = _f(lambda p, v: _mapspace_levels(p, v), ())
+
+    def get(self, name: str) -> MapSpaceLevel | None:
+        for lv in self.level:
+            if lv.name == name:
+                return lv
+        return None
+
+
+def _mapspace_levels(path: str, v: Any) -> tuple[MapSpaceLevel, ...]:
+    if not isinstance(v, list):
+        raise HardwareSpecError(f"{path}: must be an array of tables [[mapspace.level]]")
+    out = tuple(_build(MapSpaceLevel, t, f"{path}[{i}]") for i, t in enumerate(v))
+    names = [x.name for x in out]
+    if len(set(names)) != len(names):
+        raise HardwareSpecError(f"{path}: duplicate level names {names}")
+    return out
+
+
 @dataclass(frozen=True)
 class HardwareSpec:
     """A whole accelerator. memory is ordered innermost first; the last level is DRAM."""
@@ -256,6 +317,7 @@ class HardwareSpec:
     topk: TopKUnit = _f(lambda p, v: _build(TopKUnit, v, p), TopKUnit())
     mac: MacUnit = _f(lambda p, v: _build(MacUnit, v, p), MacUnit())
     energy: EnergySource = _f(lambda p, v: _build(EnergySource, v, p), EnergySource())
+    mapspace: MapSpace = _f(lambda p, v: _build(MapSpace, v, p), MapSpace())
     source_path: str | None = dataclasses.field(default=None, compare=False)  # the TOML it came from (not a key)
 
     @property
@@ -332,6 +394,10 @@ def spec_from_dict(data: dict[str, Any]) -> HardwareSpec:
             "sparsity.operands: skipping 'activations' is modelled for a 1x1 array (single PE) only")
     if sp.nm is not None and sp.mode != "skip":
         raise HardwareSpecError("sparsity.nm: N:M support needs sparsity.mode = 'skip'")
+    levels = [m.name for m in spec.memory]
+    for i, ml in enumerate(spec.mapspace.level):
+        if ml.name not in levels:
+            raise HardwareSpecError(f"mapspace.level[{i}].name: {ml.name!r} is not a memory level {levels}")
     if spec.weight_format.kind == "nm" and sp.nm is None:
         raise HardwareSpecError("weight_format.kind: 'nm' needs sparsity.nm = [N, M]")
     return spec

@@ -1,0 +1,343 @@
+"""Access counts, latency and energy of one mapped layer pass (the mapping-driven model).
+
+`evaluate(problem, hw, mapping, densities=None) -> Evaluation`. Counting rules (Timeloop's, checked
+against its `eyeriss_like` AlexNet conv1 statistics in tests/test_sim_access.py):
+
+* words of a tensor at a level: its tile (loops at that level and inside); a child's FILLS are its
+  own deltas (simulator/tiles.py), the parent's READS for them the union of the children's deltas
+  (multicast). The innermost keeper of an operand is read once per MAC (no operand latching).
+* written tensor ("outputs" role, partial sums): UPDATES at a level = the union of what its children
+  drain (spatial reduction); at the innermost keeper one per MAC. Its READS = transfers down to the
+  children (or the MACs' read-modify-writes) minus its footprint: the first touch of each point
+  needs no read (Timeloop: reads = updates - partition size). The outermost level is never read for a
+  point it has not been written.
+* partial sums are stored and moved at the MAC's accumulator width (`[mac] accumulator_bits`,
+  default 32 bits), except the final write of each output to the outermost level (number format).
+* latency = max(compute, max over levels of read words / read bandwidth and written words / write
+  bandwidth per used instance): every level overlaps fully with compute (double-buffered streaming,
+  Timeloop's rule); the slowest one sets the pace.
+* energy = sum over levels and actions of count x pJ per word from `resolve_action_energies(hw)`
+  (scaled by bits / word_bits; a read-back paired with an update at the innermost keeper costs the
+  table's update_pj instead of read + write) + effectual MACs x mac_pj + gated MACs x gated_mac_pj
+  + leakage x cycles.
+Sparse operands (statistical, `densities = {"weights": d, ...}` by index space): see `_sparse`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from simulator.energy import resolve_action_energies
+from simulator.nest import DIMS, ROLES, Mapping, MappingError, Problem
+from simulator.tiles import footprint, loop_strides, tensor_size, tile_extents, tile_points, transfer_count
+
+SPACE_NAME = {"W": "weights", "I": "inputs", "O": "outputs"}  # densities are keyed by index space
+OPERAND_SPACE = {"weights": "W", "activations": "I", "gradients": "O"}  # hw.sparsity.operands
+
+
+@dataclass(frozen=True)
+class TensorCounts:
+    """Words moved for one tensor at one level, summed over its used instances."""
+
+    reads: int = 0        # words read out (to children / MACs / the parent), read-backs included
+    fills: int = 0        # words written from the parent
+    updates: int = 0      # partial-sum words written back by the children / MACs
+    readbacks: int = 0    # of `reads`: read-modify-write reads of an update at this level
+    metadata_reads: float = 0.0
+    metadata_fills: float = 0.0
+    bits: int = 16        # bits per word moved for this tensor here
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    name: str
+    instances_used: int
+    tile_words: dict          # role -> words per instance (compressed for a sparse operand)
+    counts: dict              # role -> TensorCounts
+    read_bytes: float
+    write_bytes: float
+    energy_pj: float
+    cycles: float             # cycles this level needs for its traffic at its bandwidth
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    problem: Problem
+    mapping: Mapping
+    macs: int
+    effectual_macs: float
+    pes_used: int
+    compute_cycles: float
+    cycles: float
+    utilization: float        # effectual MACs / (cycles x PEs)
+    energy_pj: float
+    mac_energy_pj: float
+    leakage_pj: float
+    levels: tuple             # LevelResult, outermost first (mapping order)
+    bottleneck: str = ""
+
+    def level(self, name: str) -> LevelResult:
+        for lv in self.levels:
+            if lv.name == name:
+                return lv
+        raise KeyError(name)
+
+    def dram_bytes(self) -> float:
+        return self.levels[0].read_bytes + self.levels[0].write_bytes
+
+
+# --- hardware geometry ------------------------------------------------------------------------
+def mesh(hw, h: int) -> tuple[int, int]:
+    """(X, Y) instances of hardware level h (innermost = 0)."""
+    n = hw.instances(h)
+    lv = hw.memory[h]
+    if lv.mesh_x is not None:
+        x = lv.mesh_x
+    elif n == hw.pe_array.rows * hw.pe_array.cols:
+        x = hw.pe_array.cols
+    else:
+        x = n
+    return x, n // x
+
+
+def fanout_limits(hw, h: int) -> tuple[int, int]:
+    """Spatial (X, Y) fanout from hardware level h to the level inside it (h = 0: to its MACs)."""
+    if h == 0:
+        return hw.pe_array.macs_per_pe, 1
+    (xo, yo), (xi, yi) = mesh(hw, h), mesh(hw, h - 1)
+    if xi % xo or yi % yo:
+        raise MappingError(f"hardware {hw.name}: level {hw.memory[h - 1].name} mesh {xi}x{yi} is not a "
+                           f"multiple of {hw.memory[h].name} mesh {xo}x{yo}")
+    return xi // xo, yi // yo
+
+
+def accumulator_bits(hw) -> int:
+    return hw.mac.accumulator_bits if hw.mac.accumulator_bits is not None else 32
+
+
+def metadata_bits_per_element(hw, density: float, ext_reduction: int) -> float:
+    """Metadata bits per dense element of a compressed weight tile (hw.weight_format)."""
+    wf = hw.weight_format
+    if wf.kind == "dense" or density >= 1.0:
+        return 0.0
+    if wf.kind == "bitmask":
+        return 1.0
+    if wf.kind in ("csr", "csc"):
+        return density * wf.index_bits + wf.pointer_bits / max(1, ext_reduction)
+    if wf.kind == "coo":
+        return density * 2 * wf.index_bits
+    if wf.kind == "rle":
+        return density * wf.run_bits
+    if wf.kind == "nm":
+        return density * math.ceil(math.log2(hw.sparsity.nm[1]))
+    return 0.0
+
+
+# --- checks ------------------------------------------------------------------------------------
+def resolve_keeps(hw, mapping: Mapping) -> list[tuple[str, ...]]:
+    """Roles kept at each mapping level (outermost first); the outermost keeps all three."""
+    n = len(hw.memory)
+    if len(mapping.levels) != n:
+        raise MappingError(f"mapping has {len(mapping.levels)} levels, hardware {hw.name} has {n} "
+                           f"({', '.join(lv.name for lv in reversed(hw.memory))})")
+    keeps = []
+    for i, lm in enumerate(mapping.levels):
+        lv = hw.memory[n - 1 - i]
+        if lm.name != lv.name:
+            raise MappingError(f"mapping level {i} is {lm.name!r}, hardware {hw.name} has {lv.name!r} there "
+                               "(levels go outermost first)")
+        keep = lv.tensors if lm.keep is None else lm.keep
+        extra = sorted(set(keep) - set(lv.tensors))
+        if extra:
+            raise MappingError(f"mapping level {lm.name}: keeps {extra[0]!r}, which the hardware level bypasses")
+        keeps.append(tuple(r for r in ROLES if r in keep))
+    if set(keeps[0]) != set(ROLES):
+        raise MappingError(f"mapping level {mapping.levels[0].name}: the outermost level must keep all tensors")
+    return keeps
+
+
+def role_bits(hw, problem: Problem, role: str, h: int) -> int:
+    return accumulator_bits(hw) if role == "outputs" else hw.word_bits(h)
+
+
+def tile_words(problem: Problem, hw, loops, i: int, role: str, densities: dict) -> float:
+    """Words (of this role's width) one instance of mapping level i holds for `role`."""
+    space = problem.space_of(role)
+    ext = tile_extents(loops, i)
+    n = tile_points(problem, ext, space)
+    d = densities.get(SPACE_NAME[space], 1.0)
+    if space == "W" and role != "outputs" and hw.weight_format.kind != "dense" and d < 1.0:
+        h = len(hw.memory) - 1 - i
+        mbits = metadata_bits_per_element(hw, d, ext["C"] * ext["R"] * ext["S"])
+        return math.ceil(n * d) + math.ceil(n * mbits / hw.word_bits(h))
+    return n
+
+
+def check_mapping(problem: Problem, hw, mapping: Mapping, densities: dict | None = None) -> list[tuple[str, ...]]:
+    """Raise MappingError (one line) unless `mapping` covers `problem` and fits `hw`; returns the keeps."""
+    densities = densities or {}
+    keeps = resolve_keeps(hw, mapping)
+    for d in DIMS:
+        got = mapping.factor_product(d)
+        if got != problem.dim(d):
+            raise MappingError(f"mapping: the factors of {d} multiply to {got}, the problem has {d}={problem.dim(d)}")
+    n = len(hw.memory)
+    loops = loop_strides(mapping)
+    for i, lm in enumerate(mapping.levels):
+        h = n - 1 - i
+        fx, fy = fanout_limits(hw, h)
+        sx = math.prod(b for _, b, a in lm.spatial if a == "X")
+        sy = math.prod(b for _, b, a in lm.spatial if a == "Y")
+        if sx > fx or sy > fy:
+            raise MappingError(f"mapping level {lm.name}: spatial fanout {sx}x{sy} (X x Y) exceeds the "
+                               f"hardware's {fx}x{fy} below it")
+        if i == 0:
+            continue
+        lv = hw.memory[h]
+        cap_bits = lv.size_bytes * 8 / (2 if lv.double_buffer else 1)
+        used, shared = 0.0, 0.0
+        for role in keeps[i]:
+            bits = tile_words(problem, hw, loops, i, role, densities) * role_bits(hw, problem, role, h)
+            part = (lv.partition_bytes or {}).get(role)
+            if part is not None:
+                pbits = part * 8 / (2 if lv.double_buffer else 1)
+                if bits > pbits:
+                    raise MappingError(f"mapping level {lm.name}: the {role} tile needs {bits / 8:.0f} B, its "
+                                       f"partition holds {pbits / 8:.0f} B")
+                used += pbits
+            else:
+                shared += bits
+        if used + shared > cap_bits:
+            raise MappingError(f"mapping level {lm.name}: tiles need {(used + shared) / 8:.0f} B per instance, "
+                               f"it holds {cap_bits / 8:.0f} B{' (double-buffered)' if lv.double_buffer else ''}")
+    return keeps
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+def _sparse(problem: Problem, hw, densities: dict) -> tuple[float, float, float]:
+    """(effectual fraction of MACs, cycle fraction, gated fraction). Skipping hardware removes the
+    MACs with a zero operand it exploits from the PE schedule (cycles x effectual fraction, the same
+    fold count at every level: tiles stay as mapped); gating hardware keeps the cycles and pays the
+    gated MAC energy; 'none' multiplies zeros."""
+    eff = 1.0
+    for op in hw.sparsity.operands:
+        eff *= densities.get(SPACE_NAME[OPERAND_SPACE[op]], 1.0)
+    mode = hw.sparsity.mode
+    if mode == "skip":
+        return eff, eff, 0.0
+    if mode == "gate":
+        return eff, 1.0, 1.0 - eff
+    return 1.0, 1.0, 0.0
+
+
+def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None = None,
+             check: bool = True) -> Evaluation:
+    """Access counts, cycles and energy of `problem` mapped by `mapping` on `hw` (see module doc)."""
+    densities = dict(densities or {})
+    for k, v in densities.items():
+        if k not in SPACE_NAME.values():
+            raise MappingError(f"densities: unknown tensor {k!r} (use weights, inputs, outputs)")
+        if not 0.0 <= float(v) <= 1.0:
+            raise MappingError(f"densities: {k} = {v} is outside [0, 1]")
+    keeps = check_mapping(problem, hw, mapping, densities) if check else resolve_keeps(hw, mapping)
+    n = len(hw.memory)
+    loops = loop_strides(mapping)
+    rep = problem.repeats
+    temporal_iters = math.prod(b for (_, _, b, sp, _) in loops if not sp)
+    pes = math.prod(b for (_, _, b, sp, _) in loops if sp)
+    eff_frac, cyc_frac, gated_frac = _sparse(problem, hw, densities)
+    macs = problem.macs
+    eff_macs = macs * eff_frac
+    inst_used = [math.prod(b for (lv, _, b, sp, _) in loops if sp and lv < i) for i in range(n + 1)]
+    acc = accumulator_bits(hw)
+    vbits = 8 * hw.value_bytes
+
+    counts: list[dict[str, TensorCounts]] = [dict() for _ in range(n)]
+    for role in ROLES:
+        space = problem.space_of(role)
+        dens = densities.get(SPACE_NAME[space], 1.0)
+        written = role == "outputs"
+        holders = [i for i in range(n) if role in keeps[i]]
+        comp = space == "W" and not written and hw.weight_format.kind != "dense" and dens < 1.0
+        data_scale = dens if comp else 1.0
+        # per-MAC accesses at the innermost keeper scale with the effectual fraction when skipping
+        mac_scale = cyc_frac if hw.sparsity.mode == "skip" else 1.0
+        acc_r = {i: 0.0 for i in holders}
+        acc_f = {i: 0.0 for i in holders}
+        acc_u = {i: 0.0 for i in holders}
+        acc_rb = {i: 0.0 for i in holders}
+        chain = holders + [n]  # n: the MACs
+        for a, b in zip(chain[:-1], chain[1:]):
+            moved = transfer_count(problem, loops, space, b, a, n) * inst_used[a] * rep
+            if b == n:
+                moved *= mac_scale
+            if written:
+                acc_u[a] += moved      # children drain into a; a serves as many fills / MAC RMWs
+                fp = footprint(problem, loops, a, space) * inst_used[a] * rep
+                rd = max(0.0, moved - fp)
+                acc_r[a] += rd
+                if b == n:
+                    acc_rb[a] += rd
+                if b != n:
+                    acc_f[b] += transfer_count(problem, loops, space, b, None, n) * inst_used[b] * rep
+            else:
+                acc_r[a] += moved * (1.0 if b == n else data_scale)
+                if b != n:
+                    acc_f[b] += transfer_count(problem, loops, space, b, None, n) * inst_used[b] * rep * data_scale
+        for i in holders:
+            h = n - 1 - i
+            bits = acc if written else hw.word_bits(h)
+            mb = 0.0
+            if comp:
+                ext = tile_extents(loops, i)
+                mb = metadata_bits_per_element(hw, dens, ext["C"] * ext["R"] * ext["S"])
+            mword = hw.memory[h].metadata_word_bits or hw.word_bits(h)
+            per_word = mb / max(dens, 1e-12) / mword if comp else 0.0   # metadata words per nonzero word moved
+            counts[i][role] = TensorCounts(
+                reads=acc_r[i], fills=acc_f[i], updates=acc_u[i], readbacks=acc_rb[i],
+                metadata_reads=acc_r[i] * per_word, metadata_fills=acc_f[i] * per_word, bits=bits)
+
+    table = resolve_action_energies(hw)
+    compute_cycles = temporal_iters * rep * cyc_frac
+    if hw.pe_array.fill_drain and pes > 1:
+        sx = math.prod(b for lm in mapping.levels for (_, b, a) in lm.spatial if a == "X")
+        sy = math.prod(b for lm in mapping.levels for (_, b, a) in lm.spatial if a == "Y")
+        folds = math.prod(b for (lv, _, b, sp, _) in loops if not sp and lv < n - 1) * rep
+        compute_cycles += folds * (sx + sy - 2)
+    results = []
+    energy = 0.0
+    worst, bottleneck = compute_cycles, "compute"
+    for i, lm in enumerate(mapping.levels):
+        h = n - 1 - i
+        le = table.levels[h]
+        rbytes = wbytes = e = 0.0
+        for role, c in counts[i].items():
+            scale = c.bits / le.word_bits
+            final = 0.0
+            if i == 0 and role == "outputs":
+                # the final write of each point is at the number format's width
+                final = min(c.updates, tensor_size(problem, problem.space_of(role)) * rep)
+            wr_words = c.fills + c.updates
+            rbytes += c.reads * c.bits / 8 + c.metadata_reads * (hw.memory[h].metadata_word_bits or le.word_bits) / 8
+            wbytes += (wr_words - final) * c.bits / 8 + final * vbits / 8 \
+                + c.metadata_fills * (hw.memory[h].metadata_word_bits or le.word_bits) / 8
+            e += scale * ((c.reads - c.readbacks) * le.read_pj + c.readbacks * le.update_pj
+                          + (c.fills + c.updates - c.readbacks) * le.write_pj)
+            e += c.metadata_reads * le.metadata_read_pj + c.metadata_fills * le.metadata_write_pj
+        lv = hw.memory[h]
+        used = max(1, inst_used[i])
+        share = used / hw.instances(h)
+        cyc = max(rbytes / (lv.read_bw_bytes_per_cycle * share), wbytes / (lv.write_bw_bytes_per_cycle * share))
+        if cyc > worst:
+            worst, bottleneck = cyc, lm.name
+        tiles = {r: tile_words(problem, hw, loops, i, r, densities) for r in keeps[i]}
+        results.append(LevelResult(lm.name, used, tiles, counts[i], rbytes, wbytes, e, cyc))
+        energy += e
+    cycles = worst
+    mac_e = eff_macs * table.mac_pj + macs * gated_frac * table.gated_mac_pj
+    leak = sum(le.leakage_pj_per_cycle for le in table.levels) * cycles
+    total = energy + mac_e + leak
+    util = eff_macs / (cycles * hw.pe_array.rows * hw.pe_array.cols * hw.pe_array.macs_per_pe) if cycles else 0.0
+    return Evaluation(problem, mapping, macs, eff_macs, pes, compute_cycles, cycles, util, total, mac_e, leak,
+                      tuple(results), bottleneck)
