@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 from simulator.energy import resolve_action_energies
 from simulator.nest import DIMS, ROLES, Mapping, MappingError, Problem
-from simulator.tiles import footprint, loop_strides, tensor_size, tile_extents, tile_points, transfer_count
+from simulator.tiles import (footprint, loop_array, loop_strides, tensor_size, tile_extents, tile_points,
+                            transfer_count_fast)
 
 SPACE_NAME = {"W": "weights", "I": "inputs", "O": "outputs"}  # densities are keyed by index space
 OPERAND_SPACE = {"weights": "W", "activations": "I", "gradients": "O"}  # hw.sparsity.operands
@@ -215,6 +216,20 @@ def check_mapping(problem: Problem, hw, mapping: Mapping, densities: dict | None
 
 
 # --- evaluation ---------------------------------------------------------------------------------
+_ENERGY_CACHE: dict = {}
+
+
+def _energies(hw):
+    """resolve_action_energies(hw), memoised per spec object (specs are frozen)."""
+    hit = _ENERGY_CACHE.get(id(hw))
+    if hit is None or hit[0] is not hw:
+        if len(_ENERGY_CACHE) > 64:
+            _ENERGY_CACHE.clear()
+        hit = (hw, resolve_action_energies(hw))
+        _ENERGY_CACHE[id(hw)] = hit
+    return hit[1]
+
+
 def _sparse(problem: Problem, hw, densities: dict) -> tuple[float, float, float]:
     """(effectual fraction of MACs, cycle fraction, gated fraction). Skipping hardware removes the
     MACs with a zero operand it exploits from the PE schedule (cycles x effectual fraction, the same
@@ -243,6 +258,8 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
     keeps = check_mapping(problem, hw, mapping, densities) if check else resolve_keeps(hw, mapping)
     n = len(hw.memory)
     loops = loop_strides(mapping)
+    la = loop_array(loops)
+    latch = hw.pe_array.operand_registers
     rep = problem.repeats
     temporal_iters = math.prod(b for (_, _, b, sp, _) in loops if not sp)
     pes = math.prod(b for (_, _, b, sp, _) in loops if sp)
@@ -269,7 +286,7 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
         acc_rb = {i: 0.0 for i in holders}
         chain = holders + [n]  # n: the MACs
         for a, b in zip(chain[:-1], chain[1:]):
-            moved = transfer_count(problem, loops, space, b, a, n) * inst_used[a] * rep
+            moved = transfer_count_fast(problem, la, space, b, a, n, latch) * inst_used[a] * rep
             if b == n:
                 moved *= mac_scale
             if written:
@@ -280,11 +297,11 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
                 if b == n:
                     acc_rb[a] += rd
                 if b != n:
-                    acc_f[b] += transfer_count(problem, loops, space, b, None, n) * inst_used[b] * rep
+                    acc_f[b] += transfer_count_fast(problem, la, space, b, None, n, latch) * inst_used[b] * rep
             else:
                 acc_r[a] += moved * (1.0 if b == n else data_scale)
                 if b != n:
-                    acc_f[b] += transfer_count(problem, loops, space, b, None, n) * inst_used[b] * rep * data_scale
+                    acc_f[b] += transfer_count_fast(problem, la, space, b, None, n, latch) * inst_used[b] * rep * data_scale
         for i in holders:
             h = n - 1 - i
             bits = acc if written else hw.word_bits(h)
@@ -298,13 +315,13 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
                 reads=acc_r[i], fills=acc_f[i], updates=acc_u[i], readbacks=acc_rb[i],
                 metadata_reads=acc_r[i] * per_word, metadata_fills=acc_f[i] * per_word, bits=bits)
 
-    table = resolve_action_energies(hw)
+    table = _energies(hw)
     compute_cycles = temporal_iters * rep * cyc_frac
     if hw.pe_array.fill_drain and pes > 1:
+        # a streaming array fills and drains its pipeline once per nest (tiles are double-buffered)
         sx = math.prod(b for lm in mapping.levels for (_, b, a) in lm.spatial if a == "X")
         sy = math.prod(b for lm in mapping.levels for (_, b, a) in lm.spatial if a == "Y")
-        folds = math.prod(b for (lv, _, b, sp, _) in loops if not sp and lv < n - 1) * rep
-        compute_cycles += folds * (sx + sy - 2)
+        compute_cycles += (sx + sy - 2) * rep
     results = []
     energy = 0.0
     worst, bottleneck = compute_cycles, "compute"

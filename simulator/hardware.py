@@ -141,6 +141,9 @@ class PEArray:
     unit of that width); the reduction tile held by a column is rows x macs_per_pe elements.
     fill_drain: whether each fold pays the systolic fill/drain latency (SCALE-Sim's R + C - 2 style
     terms and the final -1); false gives an idealised array used for cross-checks.
+    operand_registers: (mapping-driven model) each MAC keeps its last two operands and its accumulator
+    in registers, so a MAC step that leaves an operand unchanged does not access the storage level
+    above it (a systolic PE). false: every MAC reads its innermost storage (Timeloop v0.3's model).
     """
 
     rows: int = _f(_pos_int)
@@ -148,6 +151,7 @@ class PEArray:
     clock_hz: float = _f(_pos_float)
     macs_per_pe: int = _f(_pos_int, 1)
     fill_drain: bool = _f(_boolean, True)
+    operand_registers: bool = _f(_boolean, False)
 
 
 @dataclass(frozen=True)
@@ -267,7 +271,8 @@ class MapSpaceLevel:
     instances inside it (None: any; [] : none). full: dimensions whose whole remaining extent must be
     taken at this level (temporal, or spatial when listed in spatial_x/y; Timeloop's factor 0).
     order: fixed temporal loop order at this level, outer -> inner (letters; dims not listed go
-    innermost), e.g. "QC"."""
+    innermost), e.g. "QC". keep: the tensors kept here in every mapping (Timeloop's bypass/keep
+    constraint); None lets the mapper choose which of the level's `tensors` to keep."""
 
     name: str = _f(_string)
     temporal: tuple[str, ...] | None = _f(_dim_list, None)
@@ -275,6 +280,7 @@ class MapSpaceLevel:
     spatial_y: tuple[str, ...] | None = _f(_dim_list, None)
     full: tuple[str, ...] = _f(_dim_list, ())
     order: str | None = _f(_order, None)
+    keep: tuple[str, ...] | None = _f(_tensor_list, None)  # tensors the mapper must keep here (None: any subset of `tensors`)
 
 
 @dataclass(frozen=True)
@@ -398,6 +404,11 @@ def spec_from_dict(data: dict[str, Any]) -> HardwareSpec:
     for i, ml in enumerate(spec.mapspace.level):
         if ml.name not in levels:
             raise HardwareSpecError(f"mapspace.level[{i}].name: {ml.name!r} is not a memory level {levels}")
+        if ml.keep is not None:
+            lv = spec.memory[levels.index(ml.name)]
+            extra = sorted(set(ml.keep) - set(lv.tensors))
+            if extra:
+                raise HardwareSpecError(f"mapspace.level[{i}].keep: {extra[0]!r} is not in {ml.name}.tensors {list(lv.tensors)}")
     if spec.weight_format.kind == "nm" and sp.nm is None:
         raise HardwareSpecError("weight_format.kind: 'nm' needs sparsity.nm = [N, M]")
     return spec

@@ -21,6 +21,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from simulator.nest import Mapping, Problem, SPACE_DIMS
 
@@ -99,11 +100,12 @@ def _offsets(loops_on_dim: list[tuple[int, int]]) -> list[int]:
 
 
 def transfer_count(problem: Problem, loops, space: str, child: int, parent: int | None,
-                   n_levels: int) -> int:
+                   n_levels: int, latch: bool = False) -> int:
     """Points moved into ONE instance of the `parent` level (parent=None: into one child instance)
     for tensor index space `space`, to serve the children at level `child` (child = n_levels: the
-    MACs, which keep nothing between steps), over the whole nest (initial tile + every delta)."""
-    is_mac = child == n_levels
+    MACs, which keep nothing between steps unless `latch`: operand registers), over the whole nest
+    (initial tile + every delta). Pure Python reference of the kernel `transfer_count_fast`."""
+    is_mac = child == n_levels and not latch
     ext = tile_extents(loops, child)
     above_t = [(j, l) for j, l in enumerate(loops) if l[0] < child and not l[3] and l[2] > 1]
     lo = child if parent is None else parent
@@ -181,3 +183,140 @@ def tensor_size(problem: Problem, space: str) -> int:
 
 __all__ = ["loop_strides", "tile_extents", "transfer_count", "tile_points", "footprint", "tensor_size",
            "window_points", "SPACE_DIMS"]
+
+
+# --- the same count as a Numba kernel (the mapper's hot path); transfer_count is its reference ------
+DIM_INDEX = {d: i for i, d in enumerate(("N", "G", "M", "C", "P", "Q", "R", "S"))}
+SPACE_CODE = {"W": 0, "I": 1, "O": 2}
+_SIMPLE = np.array([[1, 2, 3, 6, 7], [0, 1, 3, -1, -1], [0, 1, 2, 4, 5]], dtype=np.int64)
+
+
+def loop_array(loops) -> np.ndarray:
+    """loop_strides() rows as an int64 array (level, dim index, bound, spatial, stride)."""
+    return np.array([(lv, DIM_INDEX[d], b, int(sp), st) for lv, d, b, sp, st in loops],
+                    dtype=np.int64).reshape(-1, 5)
+
+
+@njit(cache=True, nogil=True)
+def _k_offsets(la, lo, child, dim):
+    n = 1
+    for j in range(la.shape[0]):
+        if la[j, 3] == 1 and lo <= la[j, 0] < child and la[j, 1] == dim:
+            n *= la[j, 2]
+    out = np.zeros(n, dtype=np.int64)
+    cur = 1
+    for j in range(la.shape[0]):
+        if la[j, 3] == 1 and lo <= la[j, 0] < child and la[j, 1] == dim and la[j, 2] > 1:
+            b, st = la[j, 2], la[j, 4]
+            for i in range(cur - 1, -1, -1):
+                for k in range(b - 1, -1, -1):
+                    out[i * b + k] = out[i] + k * st
+            cur *= b
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _k_window(tp, tr, s, dl, bases, shift, full):
+    """(|U|, |F|) of `window_union_cover` (see there)."""
+    lo = bases.min() + min(0, shift)
+    hi = bases.max() + (tp - 1) * s + (tr - 1) * dl + 1 + max(0, shift)
+    need = np.zeros(hi - lo, dtype=np.bool_)
+    bad = np.zeros(hi - lo, dtype=np.bool_)
+    old = np.zeros(hi - lo, dtype=np.bool_)
+    sb = np.sort(bases)
+    for bi in range(sb.shape[0]):
+        if bi > 0 and sb[bi] == sb[bi - 1]:
+            continue
+        b = sb[bi]
+        for p in range(tp):
+            for r in range(tr):
+                old[b + p * s + r * dl - lo] = True
+        for p in range(tp):
+            for r in range(tr):
+                x = b + shift + p * s + r * dl - lo
+                need[x] = True
+                if not old[x]:
+                    bad[x] = True
+        for p in range(tp):
+            for r in range(tr):
+                old[b + p * s + r * dl - lo] = False
+    u = 0
+    f = 0
+    for i in range(hi - lo):
+        if need[i]:
+            u += 1
+            if not bad[i]:
+                f += 1
+    return u, (0 if full else f)
+
+
+@njit(cache=True, nogil=True)
+def _k_transfer(la, space, child, parent, n_levels, st_p, st_q, dl_p, dl_q, latch, simple):
+    nl = la.shape[0]
+    ext = np.ones(8, dtype=np.int64)
+    for j in range(nl):
+        if la[j, 0] >= child:
+            ext[la[j, 1]] *= la[j, 2]
+    lo = child if parent < 0 else parent
+    full = child == n_levels and not latch
+    u_total = 1
+    ks = np.ones(8, dtype=np.int64)
+    for j in range(nl):
+        if la[j, 3] == 1 and lo <= la[j, 0] < child:
+            ks[la[j, 1]] *= la[j, 2]
+    for a in range(5):
+        d = simple[space, a]
+        if d >= 0:
+            u_total *= ks[d] * ext[d]
+    bases_h = np.zeros(1, dtype=np.int64)
+    bases_w = np.zeros(1, dtype=np.int64)
+    if space == 1:
+        op = _k_offsets(la, lo, child, 4)
+        orr = _k_offsets(la, lo, child, 6)
+        bases_h = np.empty(op.shape[0] * orr.shape[0], dtype=np.int64)
+        for i in range(op.shape[0]):
+            for k in range(orr.shape[0]):
+                bases_h[i * orr.shape[0] + k] = op[i] * st_p + orr[k] * dl_p
+        oq = _k_offsets(la, lo, child, 5)
+        osr = _k_offsets(la, lo, child, 7)
+        bases_w = np.empty(oq.shape[0] * osr.shape[0], dtype=np.int64)
+        for i in range(oq.shape[0]):
+            for k in range(osr.shape[0]):
+                bases_w[i * osr.shape[0] + k] = oq[i] * st_q + osr[k] * dl_q
+        u_total *= _k_window(ext[4], ext[6], st_p, dl_p, bases_h, 0, True)[0]
+        u_total *= _k_window(ext[5], ext[7], st_q, dl_q, bases_w, 0, True)[0]
+    total = u_total
+    outer = 1
+    shift = np.zeros(8, dtype=np.int64)
+    for k in range(nl):
+        if la[k, 0] >= child or la[k, 3] == 1 or la[k, 2] <= 1:
+            continue
+        count = outer * (la[k, 2] - 1)
+        outer *= la[k, 2]
+        if full:
+            total += count * u_total
+            continue
+        shift[:] = 0
+        shift[la[k, 1]] = la[k, 4]
+        for j in range(k + 1, nl):
+            if la[j, 0] < child and la[j, 3] == 0 and la[j, 2] > 1:
+                shift[la[j, 1]] -= (la[j, 2] - 1) * la[j, 4]
+        f_total = 1
+        for a in range(5):
+            d = simple[space, a]
+            if d >= 0:
+                f_total *= ks[d] * max(0, ext[d] - abs(shift[d]))
+        if space == 1 and f_total > 0:
+            f_total *= _k_window(ext[4], ext[6], st_p, dl_p, bases_h, shift[4] * st_p + shift[6] * dl_p, False)[1]
+            if f_total > 0:
+                f_total *= _k_window(ext[5], ext[7], st_q, dl_q, bases_w, shift[5] * st_q + shift[7] * dl_q, False)[1]
+        total += count * (u_total - f_total)
+    return total
+
+
+def transfer_count_fast(problem: Problem, la: np.ndarray, space: str, child: int, parent: int | None,
+                        n_levels: int, latch: bool = False) -> int:
+    """Numba version of `transfer_count` on a `loop_array` (latch: the MACs keep their operands)."""
+    return int(_k_transfer(la, SPACE_CODE[space], child, -1 if parent is None else parent, n_levels,
+                           problem.stride[0], problem.stride[1], problem.dilation[0], problem.dilation[1],
+                           latch, _SIMPLE))

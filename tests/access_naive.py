@@ -48,7 +48,8 @@ def _base(loops, idx: dict) -> dict:
     return base
 
 
-def transfers(problem: Problem, mapping: Mapping, space: str, child: int, parent: int | None) -> tuple[int, int]:
+def transfers(problem: Problem, mapping: Mapping, space: str, child: int, parent: int | None,
+              latch: bool = False) -> tuple[int, int]:
     """(points moved, distinct points moved) into/out of all instances of `parent` for the children at
     `child` (len(levels) = the MACs, which keep nothing); parent None: each child from its own parent
     (its fills). Summed over all instances."""
@@ -68,7 +69,7 @@ def transfers(problem: Problem, mapping: Mapping, space: str, child: int, parent
             for ki in itertools.product(*(range(loops[j][2]) for j in kid_sp)):
                 idx = dict(zip(outer_sp, oi)) | dict(zip(temporal, ti)) | dict(zip(kid_sp, ki))
                 pts = _points(problem, space, _base(loops, idx), ext)
-                old = frozenset() if child == n else held.get(ki, frozenset())
+                old = frozenset() if child == n and not latch else held.get(ki, frozenset())
                 union |= pts - old
                 held[ki] = pts
             moved += len(union)
@@ -77,7 +78,7 @@ def transfers(problem: Problem, mapping: Mapping, space: str, child: int, parent
     return moved, distinct
 
 
-def naive_counts(problem: Problem, mapping: Mapping, keeps: list[tuple[str, ...]]) -> dict:
+def naive_counts(problem: Problem, mapping: Mapping, keeps: list[tuple[str, ...]], latch: bool = False) -> dict:
     """{(level index, role): (reads, fills, updates)} by brute force (Timeloop's rules, see access.py)."""
     n = len(mapping.levels)
     out = {}
@@ -86,14 +87,14 @@ def naive_counts(problem: Problem, mapping: Mapping, keeps: list[tuple[str, ...]
         holders = [i for i in range(n) if role in keeps[i]]
         acc = {i: [0, 0, 0] for i in holders}
         for a, b in zip(holders, holders[1:] + [n]):
-            moved, distinct = transfers(problem, mapping, space, b, a)
+            moved, distinct = transfers(problem, mapping, space, b, a, latch)
             if role == "outputs":
                 acc[a][2] += moved
                 acc[a][0] += moved - distinct
             else:
                 acc[a][0] += moved
             if b != n:
-                acc[b][1] += transfers(problem, mapping, space, b, None)[0]
+                acc[b][1] += transfers(problem, mapping, space, b, None, latch)[0]
         for i in holders:
             out[(i, role)] = tuple(acc[i])
     return out

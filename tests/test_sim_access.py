@@ -12,6 +12,8 @@ from simulator.access import check_mapping, evaluate, resolve_keeps
 from simulator.hardware import load_hardware, spec_from_dict
 from simulator.nest import LevelMapping, Mapping, MappingError, Problem, load_mapping, mapping_from_dict
 
+from simulator.tiles import loop_array, loop_strides, transfer_count, transfer_count_fast
+
 from access_naive import naive_counts
 
 DATA = Path(__file__).parent / "data"
@@ -120,7 +122,9 @@ def random_mapping(problem: Problem, rng: random.Random) -> Mapping:
 @pytest.mark.parametrize("seed", range(24))
 def test_closed_form_equals_brute_force(seed):
     rng = random.Random(seed)
-    hw = spec_from_dict(TINY)
+    latch = seed % 2 == 1
+    tiny = dict(TINY, pe_array=dict(TINY["pe_array"], operand_registers=latch))
+    hw = spec_from_dict(tiny)
     dims = dict(N=rng.choice([1, 2]), M=rng.choice([2, 4]), C=rng.choice([1, 2, 3]), P=rng.choice([2, 3, 4]),
                 Q=rng.choice([1, 2]), R=rng.choice([1, 2, 3]), S=rng.choice([1, 2]))
     problem = Problem(**dims, stride=(rng.choice([1, 2, 3]), rng.choice([1, 2])),
@@ -129,10 +133,18 @@ def test_closed_form_equals_brute_force(seed):
     mapping = random_mapping(problem, rng)
     ev = evaluate(problem, hw, mapping)
     keeps = resolve_keeps(hw, mapping)
-    want = naive_counts(problem, mapping, keeps)
+    want = naive_counts(problem, mapping, keeps, latch)
+    loops = loop_strides(mapping)
+    la = loop_array(loops)
     for (i, role), (r, f, u) in want.items():
         c = ev.levels[i].counts[role]
         assert (c.reads, c.fills, c.updates) == (r, f, u), (i, role, mapping.format_nest())
+    # the Numba kernel equals its pure-Python reference on every (child, parent) pair
+    for space in ("W", "I", "O"):
+        for child in range(1, 5):
+            for parent in [None] + list(range(child)):
+                assert transfer_count_fast(problem, la, space, child, parent, 4, latch) == \
+                    transfer_count(problem, loops, space, child, parent, 4, latch)
 
 
 def test_mapping_errors(eyeriss):
