@@ -184,6 +184,29 @@ def _run_simulate_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------- map
+def _add_map(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("map", help="search the best mapping of a layer (or a zoo model) on a hardware spec",
+                       description="Mapping-driven model: loop nest per level, per-level traffic and energy.")
+    p.add_argument("--hardware", required=True, help="preset name (`rigl-hw hardware list`) or a .toml spec")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--layer", help='"conv N=16 C=64 M=64 R=3 S=3 P=56 Q=56 stride=1" or "gemm M=512 N=512 K=512"')
+    src.add_argument("--model", help="zoo model name (every sparsifiable layer)")
+    p.add_argument("--width", type=_float, default=1.0, help="width multiplier of --model (default 1.0)")
+    p.add_argument("--distribution", help="uniform | er | erk (with --sparsity): per-layer weight densities")
+    p.add_argument("--sparsity", type=_float, help="overall sparsity S in [0, 1) (with --distribution)")
+    p.add_argument("--pass", dest="pass_name", default="forward",
+                   choices=("forward", "backward_data", "backward_weight", "all"))
+    p.add_argument("--batch", type=_positive_int, default=None, help="batch N (default: the layer's N, else 1)")
+    p.add_argument("--objective", default="latency", choices=("latency", "energy", "edp"))
+    dens = p.add_mutually_exclusive_group()
+    dens.add_argument("--weight-density", type=_float, help="statistical weight density in [0, 1]")
+    dens.add_argument("--weight-mask", help="a .npy mask of the --layer weight's shape (its density is used)")
+    p.add_argument("--mapping", help="evaluate this mapping TOML instead of searching (with --layer)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=lambda args: __import__("simulator.map_cli", fromlist=["run_map"]).run_map(args))
+
+
 # ---------------------------------------------------------------------------------------------- export
 def _add_export(sub: argparse._SubParsersAction) -> None:
     from export.cli import add_export_arguments  # argparse only; torch and onnx load when it runs
@@ -308,7 +331,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- main
-_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _add_train, _add_trace, _add_simulate, _add_hardware, _add_export, _add_study, _add_demo]
+_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _add_train, _add_trace, _add_simulate, _add_map, _add_hardware, _add_export, _add_study, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -278,8 +278,13 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
         holders = [i for i in range(n) if role in keeps[i]]
         comp = space == "W" and not written and hw.weight_format.kind != "dense" and dens < 1.0
         data_scale = dens if comp else 1.0
-        # per-MAC accesses at the innermost keeper scale with the effectual fraction when skipping
-        mac_scale = cyc_frac if hw.sparsity.mode == "skip" else 1.0
+        # MAC-side accesses of the innermost keeper: skipped MACs read no operand and write no partial
+        # sum; with operand registers the MACs access storage only when an operand changes, which
+        # skipping does not change (except the compressed operand itself: its zeros are not stored)
+        if hw.sparsity.mode == "skip" and not latch:
+            mac_scale = cyc_frac
+        else:
+            mac_scale = data_scale
         acc_r = {i: 0.0 for i in holders}
         acc_f = {i: 0.0 for i in holders}
         acc_u = {i: 0.0 for i in holders}
@@ -287,19 +292,21 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
         chain = holders + [n]  # n: the MACs
         for a, b in zip(chain[:-1], chain[1:]):
             moved = transfer_count_fast(problem, la, space, b, a, n, latch) * inst_used[a] * rep
+            fp = footprint(problem, loops, a, space) * inst_used[a] * rep   # each point moves at least once
             if b == n:
-                moved *= mac_scale
+                moved = max(moved * mac_scale, fp * data_scale)
+            elif not written:
+                moved *= data_scale
             if written:
                 acc_u[a] += moved      # children drain into a; a serves as many fills / MAC RMWs
-                fp = footprint(problem, loops, a, space) * inst_used[a] * rep
                 rd = max(0.0, moved - fp)
                 acc_r[a] += rd
                 if b == n:
                     acc_rb[a] += rd
-                if b != n:
+                else:
                     acc_f[b] += transfer_count_fast(problem, la, space, b, None, n, latch) * inst_used[b] * rep
             else:
-                acc_r[a] += moved * (1.0 if b == n else data_scale)
+                acc_r[a] += moved
                 if b != n:
                     acc_f[b] += transfer_count_fast(problem, la, space, b, None, n, latch) * inst_used[b] * rep * data_scale
         for i in holders:

@@ -244,8 +244,9 @@ class _Space:
                     f[d] = best
             if f not in out:
                 out.append(f)
-        if {} not in out and not forced:
-            out.append({})
+        base = dict(forced)
+        if base not in out and fits({d: inner_ext[d] * base.get(d, 1) for d in inner_ext}):
+            out.append(base)   # the smallest tile: leaves room to the levels outside
 
         def intensity(f):
             e = dict(inner_ext)
@@ -254,8 +255,12 @@ class _Space:
             words = sum(tile_points(self.p, e, self.p.space_of(r)) for r in keep) or 1
             return -math.prod(e.values()) / words
 
+        smallest = out[-1] if out and out[-1] == base else None
         out.sort(key=intensity)
-        return out[:k]
+        out = out[:k]
+        if smallest is not None and smallest not in out:
+            out[-1] = smallest
+        return out
 
     def orders(self, i: int, dims: list[str], exhaustive: bool) -> list[tuple[str, ...]]:
         """Candidate temporal orders (outer -> inner) of `dims` at level i."""

@@ -50,7 +50,10 @@ ROLE_SPACE = {
 
 
 class MappingError(ValueError):
-    """A mapping that cannot run on the hardware or does not cover the problem (one-line message)."""
+    """A mapping that cannot run on the hardware or does not cover the problem (one-line message);
+    `rigl-hw` shows it as `rigl-hw: error: ...` and exits 2."""
+
+    user_error = True
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,187 @@
+"""`rigl-hw map`: the mapper on the command line (argument parsing lives in rigl_hw/cli.py).
+
+Layers come from `--layer "conv N=16 C=64 M=64 R=3 S=3 P=56 Q=56 stride=1"`, `--layer "gemm M=512 N=512
+K=512"` or a zoo `--model`; every (layer, pass) is searched (or evaluated under `--mapping`) and
+printed as a Timeloop-style loop nest with a per-level table, or as one JSON object (`--json`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.access import Evaluation, evaluate
+from simulator.hardware import load_hardware
+from simulator.mapper import map_layer
+from simulator.nest import PASSES, MappingError, Problem, load_mapping
+
+CONV_KEYS = ("N", "G", "M", "C", "P", "Q", "R", "S", "stride", "dilation")
+GEMM_KEYS = ("M", "N", "K")
+
+
+def _pair(key: str, text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    try:
+        vals = [int(v) for v in parts]
+    except ValueError:
+        raise MappingError(f"--layer: {key}={text!r} must be an integer or AxB") from None
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2 or min(vals) <= 0:
+        raise MappingError(f"--layer: {key}={text!r} must be a positive integer or AxB")
+    return (vals[0], vals[1])
+
+
+def parse_layer(text: str, batch: int | None = None) -> tuple[str, dict[str, Any]]:
+    """'conv N=.. C=..' or 'gemm M=.. N=.. K=..' -> (kind, keyword arguments of Problem)."""
+    words = text.split()
+    if not words or words[0] not in ("conv", "gemm"):
+        raise MappingError(f"--layer {text!r}: must start with 'conv' or 'gemm', e.g. "
+                           "\"conv N=16 C=64 M=64 R=3 S=3 P=56 Q=56 stride=1\" or \"gemm M=512 N=512 K=512\"")
+    kind, keys = words[0], (CONV_KEYS if words[0] == "conv" else GEMM_KEYS)
+    vals: dict[str, Any] = {}
+    for w in words[1:]:
+        if "=" not in w:
+            raise MappingError(f"--layer {text!r}: {w!r} is not KEY=VALUE")
+        k, v = w.split("=", 1)
+        if k not in keys:
+            raise MappingError(f"--layer: unknown dimension {k!r} for {kind} (use {', '.join(keys)})")
+        if k in vals:
+            raise MappingError(f"--layer: {k} given twice")
+        if k in ("stride", "dilation"):
+            vals[k] = _pair(k, v)
+            continue
+        try:
+            iv = int(v)
+        except ValueError:
+            raise MappingError(f"--layer: {k}={v!r} must be a positive integer") from None
+        if iv <= 0:
+            raise MappingError(f"--layer: {k}={v!r} must be a positive integer")
+        vals[k] = iv
+    if kind == "gemm":
+        missing = [k for k in GEMM_KEYS if k not in vals]
+        if missing:
+            raise MappingError(f"--layer {text!r}: gemm needs M, N and K (missing {', '.join(missing)})")
+        return kind, {"M": vals["M"], "N": vals["N"], "C": vals["K"]}
+    if "N" not in vals:
+        vals["N"] = batch or 1
+    return kind, vals
+
+
+def _layer_jobs(args) -> list[tuple[str, dict, tuple[int, ...], float | None]]:
+    """(name, Problem kwargs without pass, weight shape, density or None) per layer."""
+    if args.layer:
+        kind, kw = parse_layer(args.layer, args.batch)
+        g = kw.get("G", 1)
+        shape = (g * kw.get("M", 1), kw.get("C", 1), kw.get("R", 1), kw.get("S", 1)) if kind == "conv" \
+            else (kw["M"], kw["C"])
+        return [(kind, kw, shape, None)]
+    from rigl_hw.zoo import model_allocation, model_specs
+    from simulator.nest import Problem as _P
+
+    batch = args.batch or 1
+    if args.distribution is not None or args.sparsity is not None:
+        if args.distribution is None or args.sparsity is None:
+            raise MappingError("--distribution and --sparsity go together")
+        specs, alloc = model_allocation(args.model, args.distribution, args.sparsity, args.width)
+        dens = {n: z / p for n, z, p in zip(alloc.names, alloc.nonzeros, alloc.n_params)}
+    else:
+        specs, dens = model_specs(args.model, args.width), {}
+    jobs = []
+    for s in specs:
+        p = _P.from_layer(s, batch)
+        kw = {d: p.dim(d) for d in ("N", "G", "M", "C", "P", "Q", "R", "S")}
+        kw.update(stride=p.stride, repeats=p.repeats)
+        jobs.append((s.name, kw, tuple(s.weight_shape), dens.get(s.name)))
+    return jobs
+
+
+def _density(args, shape: tuple[int, ...], layer_density: float | None) -> float | None:
+    if args.weight_density is not None:
+        if not 0.0 <= args.weight_density <= 1.0:
+            raise MappingError(f"--weight-density {args.weight_density}: must be in [0, 1]")
+        return float(args.weight_density)
+    if args.weight_mask is not None:
+        if not args.layer:
+            raise MappingError("--weight-mask needs --layer (one mask for one layer)")
+        path = Path(args.weight_mask)
+        if not path.is_file():
+            raise MappingError(f"--weight-mask {path}: not found")
+        try:
+            mask = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise MappingError(f"--weight-mask {path}: not a numpy .npy array ({exc})") from None
+        want = tuple(shape)
+        if tuple(mask.shape) != want:
+            raise MappingError(f"--weight-mask {path}: shape {tuple(mask.shape)} does not match the layer's "
+                               f"weight shape {want}")
+        return float(np.count_nonzero(mask)) / mask.size
+    return layer_density
+
+
+def _row(name: str, ev: Evaluation) -> dict[str, Any]:
+    return {
+        "name": name, "pass": ev.problem.pass_name, "cycles": ev.cycles, "compute_cycles": ev.compute_cycles,
+        "energy_pj": ev.energy_pj, "macs": ev.macs, "effectual_macs": ev.effectual_macs,
+        "utilization": ev.utilization, "bottleneck": ev.bottleneck,
+        "levels": {lv.name: {"read_bytes": lv.read_bytes, "write_bytes": lv.write_bytes, "energy_pj": lv.energy_pj}
+                   for lv in ev.levels},
+        "mapping": ev.mapping.to_dict(),
+    }
+
+
+def format_evaluation(name: str, ev: Evaluation) -> str:
+    """The loop nest (Timeloop-style) and a per-level table."""
+    kept = [tuple(lv.tile_words) for lv in ev.levels]
+    tiles = [{r: int(round(v)) for r, v in lv.tile_words.items()} for lv in ev.levels]
+    out = [f"== {name} / {ev.problem.pass_name}: {ev.cycles:,.0f} cycles (compute {ev.compute_cycles:,.0f}, "
+           f"bound by {ev.bottleneck}), {ev.energy_pj / 1e6:,.3f} uJ, {ev.macs:,} MACs "
+           f"({ev.effectual_macs:,.0f} effectual), utilization {ev.utilization:.3f}",
+           ev.mapping.format_nest(kept, tiles),
+           f"{'level':14s} {'read MB':>12s} {'write MB':>12s} {'energy uJ':>12s} {'cycles':>14s}"]
+    for lv in ev.levels:
+        out.append(f"{lv.name:14s} {lv.read_bytes / 1e6:12.3f} {lv.write_bytes / 1e6:12.3f} "
+                   f"{lv.energy_pj / 1e6:12.3f} {lv.cycles:14,.0f}")
+    out.append(f"{'MAC':14s} {'':>12s} {'':>12s} {ev.mac_energy_pj / 1e6:12.3f}")
+    return "\n".join(out)
+
+
+def run_map(args) -> int:
+    """Entry point of `rigl-hw map` (args from rigl_hw.cli)."""
+    hw = load_hardware(args.hardware)
+    passes = PASSES if args.pass_name == "all" else (args.pass_name,)
+    mapping = None
+    if args.mapping:
+        if not args.layer:
+            raise MappingError("--mapping evaluates one layer: give it with --layer")
+        mapping = load_mapping(args.mapping)
+    jobs = _layer_jobs(args)
+    rows, texts, evaluated, t0 = [], [], 0, time.perf_counter()
+    for name, kw, shape, layer_density in jobs:
+        d = _density(args, shape, layer_density)
+        dens = {} if d is None else {"weights": d}
+        for pname in passes:
+            problem = Problem(**kw, pass_name=pname, name=name)
+            if mapping is not None:
+                ev = evaluate(problem, hw, mapping, densities=dens)
+            else:
+                res = map_layer(problem, hw, args.objective, densities=dens)
+                evaluated += res.evaluated
+                ev = res.evaluation
+            rows.append(_row(name, ev))
+            if not args.json:
+                texts.append(format_evaluation(name, ev))
+    seconds = time.perf_counter() - t0
+    totals = {"cycles": sum(r["cycles"] for r in rows), "energy_pj": sum(r["energy_pj"] for r in rows)}
+    if args.json:
+        print(json.dumps({"hardware": hw.name, "objective": args.objective, "layers": rows, "totals": totals,
+                          "search": {"mappings_evaluated": evaluated, "seconds": seconds}}))
+        return 0
+    print("\n\n".join(texts))
+    print(f"\ntotal: {totals['cycles']:,.0f} cycles, {totals['energy_pj'] / 1e6:,.3f} uJ on {hw.name} "
+          f"({args.objective}-optimal; {evaluated} mappings evaluated in {seconds:.2f} s)")
+    return 0
