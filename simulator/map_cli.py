@@ -183,5 +183,6 @@ def run_map(args) -> int:
         return 0
     print("\n\n".join(texts))
     print(f"\ntotal: {totals['cycles']:,.0f} cycles, {totals['energy_pj'] / 1e6:,.3f} uJ on {hw.name} "
-          f"({args.objective}-optimal; {evaluated} mappings evaluated in {seconds:.2f} s)")
+          + (f"(the given mapping, evaluated in {seconds:.2f} s)" if mapping is not None else
+             f"({args.objective}-optimal; {evaluated} mappings evaluated in {seconds:.2f} s)"))
     return 0
