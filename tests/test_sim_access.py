@@ -175,3 +175,36 @@ def test_same_iteration_space_for_all_passes(eyeriss):
     assert evs["backward_data"].level("DRAM").counts["outputs"].updates >= 154_587
     # backward_weight writes dW at DRAM at least once per weight
     assert evs["backward_weight"].level("DRAM").counts["outputs"].updates >= 34_848
+
+
+def test_problem_from_layer_conv_linear_gru():
+    from rigl_hw.layers import LayerSpec
+
+    conv = LayerSpec("c", "c.weight", "conv", (64, 16, 3, 3), in_hw=(56, 56), out_hw=(28, 28), groups=2,
+                     stride=(2, 2), padding=(1, 1))
+    p = Problem.from_layer(conv, 8, "backward_data")
+    assert (p.N, p.G, p.M, p.C, p.P, p.Q, p.R, p.S, p.stride) == (8, 2, 32, 16, 28, 28, 3, 3, (2, 2))
+    assert p.macs == 8 * conv.dense_macs and p.space_of("outputs") == "I"
+    lin = LayerSpec("fc", "fc.weight", "linear", (10, 2048))
+    assert Problem.from_layer(lin, 4).dims == {**Problem().dims, "N": 4, "M": 10, "C": 2048}
+    hh = LayerSpec("gru.weight_hh_l0", "gru.weight_hh_l0", "gru", (96, 32), in_hw=(20, 1), out_hw=(20, 1))
+    ih = LayerSpec("gru.weight_ih_l0", "gru.weight_ih_l0", "gru", (96, 16), in_hw=(20, 1), out_hw=(20, 1))
+    ph, pi = Problem.from_layer(hh, 4), Problem.from_layer(ih, 4)
+    assert (ph.N, ph.repeats, pi.N, pi.repeats) == (4, 20, 80, 1)
+    assert ph.macs == 4 * hh.dense_macs and pi.macs == 4 * ih.dense_macs
+
+
+def test_sparse_counts_scale_with_density_and_floor_at_compulsory(eyeriss):
+    hw = load_hardware("skip-bitmask-32x32")
+    p = Problem(N=2, M=64, C=64, P=14, Q=14, R=3, S=3)
+    m = Mapping((LevelMapping("dram", (("N", 2), ("P", 14))),
+                 LevelMapping("glb", (("C", 2), ("Q", 14)), (("M", 32, "X"), ("C", 32, "Y"))),
+                 LevelMapping("regfile", (("M", 2), ("R", 3), ("S", 3)), (), ("weights",))))
+    dense, half = evaluate(p, hw, m), evaluate(p, hw, m, densities={"weights": 0.5})
+    assert half.effectual_macs == dense.macs / 2
+    assert half.compute_cycles == pytest.approx((dense.compute_cycles - 62) / 2 + 62)
+    w_d, w_h = dense.levels[0].counts["weights"], half.levels[0].counts["weights"]
+    assert w_h.reads == w_d.reads / 2 and w_h.metadata_reads == pytest.approx(w_d.reads / 16)  # 1 bit / 16-bit word
+    assert half.levels[0].counts["inputs"].reads == dense.levels[0].counts["inputs"].reads
+    with pytest.raises(MappingError, match="outside"):
+        evaluate(p, hw, m, densities={"weights": 1.5})
