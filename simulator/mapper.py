@@ -48,6 +48,20 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
+_HW_KEYS: dict = {}
+
+
+def _hw_key(hw) -> str:
+    """The spec's content (not its file path) as a cache key; memoised per spec object."""
+    hit = _HW_KEYS.get(id(hw))
+    if hit is None or hit[0] is not hw:
+        if len(_HW_KEYS) > 64:
+            _HW_KEYS.clear()
+        hit = (hw, repr(hw.__class__(**{f: getattr(hw, f) for f in hw.__dataclass_fields__ if f != "source_path"})))
+        _HW_KEYS[id(hw)] = hit
+    return hit[1]
+
+
 def objective_value(ev: Evaluation, objective: str) -> float:
     if objective == "latency":
         return ev.cycles + ev.energy_pj * 1e-12   # ties broken by energy
@@ -293,13 +307,14 @@ def _build(space: _Space, spatial: dict, temporal: dict, orders: dict, keeps: di
 
 
 def map_layer(problem: Problem, hw, objective: str = "latency", *, densities: dict | None = None,
-              exhaustive: bool = False, beam: int = 6, tile_k: int = 8, spatial_k: int = 4,
+              exhaustive: bool = False, beam: int = 3, tile_k: int = 6, spatial_k: int = 4,
               use_cache: bool = True) -> MapResult:
     """Best mapping of `problem` on `hw` for `objective`; raises MappingError when none is legal."""
     if objective not in OBJECTIVES:
         raise MappingError(f"objective {objective!r} is not one of {list(OBJECTIVES)}")
     densities = dict(densities or {})
-    key = (problem.shape_key(), tuple(sorted(densities.items())), hw, objective, exhaustive, beam, tile_k, spatial_k)
+    key = (problem.shape_key(), tuple(sorted(densities.items())), _hw_key(hw), objective, exhaustive, beam, tile_k,
+           spatial_k)
     if use_cache and key in _CACHE:
         r = _CACHE[key]
         return MapResult(r.mapping, r.evaluation, 0, 0.0, True)
@@ -309,22 +324,25 @@ def map_layer(problem: Problem, hw, objective: str = "latency", *, densities: di
     if not spatials:
         raise MappingError(f"hardware {hw.name}: its [mapspace] constraints leave no legal spatial unrolling "
                            f"for {problem.name or 'this layer'}")
-    pe = lambda s: math.prod(b for a in s.values() for _, b in a)  # noqa: E731
-    spatials.sort(key=pe, reverse=True)
+    ranked = sorted(((math.prod(b for a in s.values() for _, b in a), i, s) for i, s in enumerate(spatials)),
+                    key=lambda x: (-x[0], x[1]))
     if not exhaustive:
-        seen, kept = set(), []
-        for s in spatials:
-            sig = pe(s)
-            if len([x for x in kept if pe(x) == sig]) < 2 and len(kept) < spatial_k:
-                kept.append(s)
-            seen.add(sig)
+        per_count: dict[int, int] = {}
+        kept = []
+        for n_pe, _, s in ranked:
+            if per_count.get(n_pe, 0) < 2:
+                kept.append((n_pe, s))
+                per_count[n_pe] = per_count.get(n_pe, 0) + 1
+                if len(kept) == spatial_k:
+                    break
         spatials = kept
+    else:
+        spatials = [(n_pe, s) for n_pe, _, s in ranked]
     best: tuple[float, Evaluation] | None = None
     evaluated = 0
     macs = problem.macs
     cyc_frac = _sparse(problem, hw, densities)[1]
-    for sp in spatials:
-        pes = pe(sp)
+    for pes, sp in spatials:
         if best is not None and objective == "latency" and not exhaustive:
             if macs / pes * cyc_frac >= best[1].cycles:   # compute lower bound cannot beat the best
                 continue
@@ -413,6 +431,10 @@ def _search_temporal(space: _Space, sp: dict, objective: str, exhaustive: bool, 
         rec(n - 1, {}, {}, {})
         return results, count
 
+    def base_of(i, rem):
+        allowed = [d for d in DIMS if d in space.allowed_temporal(i) and rem[d] > 1]
+        return {d: rem[d] for d in space.full(i) if d in allowed}
+
     states = [({}, {}, {})]
     for i in range(n - 1, 0, -1):
         nxt = []
@@ -427,9 +449,12 @@ def _search_temporal(space: _Space, sp: dict, objective: str, exhaustive: bool, 
                         t2, o2, k2 = {**temporal, i: f}, {**orders, i: o}, {**keeps, i: keep}
                         out = run(t2, o2, k2)
                         if out:
-                            nxt.append((out[0], t2, o2, k2))
+                            nxt.append((out[0], t2, o2, k2, f == base_of(i, remaining(temporal))))
         nxt.sort(key=lambda x: x[0])
-        states = [(t, o, k) for _, t, o, k in nxt[:beam]]
+        chosen = nxt[:beam]
+        if not any(x[4] for x in chosen):   # keep the most permissive (smallest-tile) state alive too
+            chosen += [x for x in nxt if x[4]][:1]
+        states = [(t, o, k) for _, t, o, k, _ in chosen]
         if not states:
             return [], count
     for temporal, orders, keeps in states:

@@ -162,6 +162,20 @@ def tile_points(problem: Problem, ext: dict[str, int], space: str) -> int:
 
 def footprint(problem: Problem, loops, level: int, space: str) -> int:
     """Distinct points one instance of `level` holds over the whole nest (its tiles' union)."""
+    if space != "I":
+        ext = tile_extents(loops, level)
+        n = 1
+        for d in SIMPLE_AXES[space]:
+            n *= ext[d]
+        for lv, d, b, sp, _ in loops:
+            if lv < level and not sp and d in SIMPLE_AXES[space]:
+                n *= b
+        return n
+    return footprint_py(problem, loops, level, space)
+
+
+def footprint_py(problem: Problem, loops, level: int, space: str) -> int:
+    """Reference of `footprint` by point sets."""
     ext = tile_extents(loops, level)
     above = [l for l in loops if l[0] < level and not l[3] and l[2] > 1]
     n = 1
