@@ -207,7 +207,8 @@ def _add_hardware(sub: argparse._SubParsersAction) -> None:
     hsub = p.add_subparsers(dest="hardware_command", required=True)
     ls = hsub.add_parser("list", help="names and descriptions of the shipped presets")
     ls.set_defaults(func=_run_hardware_list)
-    show = hsub.add_parser("show", help="the full validated spec of a preset or a TOML file")
+    show = hsub.add_parser("show", help="the full validated spec of a preset or a TOML file and its resolved "
+                                        "per-action energy table (pJ per word, with sources)")
     show.add_argument("name", help="preset name (see `rigl-hw hardware list`) or path to a .toml spec")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(func=_run_hardware_show)
@@ -225,10 +226,15 @@ def _run_hardware_list(args: argparse.Namespace) -> int:
 
 
 def _run_hardware_show(args: argparse.Namespace) -> int:
+    from simulator.energy import format_energy_table, resolve_action_energies
     from simulator.hardware import load_hardware
 
-    spec = load_hardware(args.name).to_dict()
+    hw = load_hardware(args.name)
+    table = resolve_action_energies(hw)  # before any output: a bad ERT fails with nothing printed
+    spec = hw.to_dict()
     if args.json:
+        resolved = table.to_dict()
+        spec["energy"] = {**spec["energy"], "ert_file": resolved.pop("ert"), **resolved}
         print(json.dumps(spec))
         return 0
 
@@ -244,6 +250,7 @@ def _run_hardware_show(args: argparse.Namespace) -> int:
             else:
                 print(f"{indent}{k}: {v}")
     show(spec)
+    print(format_energy_table(table))
     return 0
 
 
