@@ -2,6 +2,12 @@
 
 Energy of a simulated run = sum over actions of (count x energy per action); nothing else is added.
 All figures are 45 nm unless stated.
+
+    sram_pj_per_access(size_bytes, access_bytes=8) -> pJ        Horowitz SRAM law
+    default_storage_pj(size_bytes, word_bits) -> (read, write, source)   + register-file floor
+    energy_table(name, number_format) -> EnergyTable            MAC / gated MAC / compare
+    resolve_action_energies(hw) -> ActionEnergyTable            spec > per-bit/access > ERT > defaults
+    format_energy_table(table) -> str                           `rigl-hw hardware show`
 """
 
 from __future__ import annotations
