@@ -141,60 +141,125 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
         worker.join()
 
 
+def run_fanned(items: Iterator[T], workers: Sequence[Any], depth: int = 2) -> list[Any]:
+    """Run each `workers[i](iterator)` in its own thread, every iterator yielding the same `items` (read
+    once, here, up to `depth` ahead of the slowest worker); return their results in order. The first
+    error (a worker's or the producer's) is raised after every thread has stopped."""
+    n = len(workers)
+    end = object()
+    qs: list[queue.Queue] = [queue.Queue(maxsize=depth) for _ in range(n)]
+    results: list[Any] = [None] * n
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def feed(q: queue.Queue) -> Iterator[T]:
+        while True:
+            v = q.get()
+            if v is end:
+                return
+            yield v
+
+    def work(i: int) -> None:
+        try:
+            results[i] = workers[i](feed(qs[i]))
+        except BaseException as e:  # noqa: BLE001 - re-raised by the caller
+            with lock:
+                errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"trace-fan-{i}", daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+
+    def put(i: int, v: Any) -> None:
+        while threads[i].is_alive():
+            try:
+                qs[i].put(v, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    try:
+        for item in items:
+            if errors:
+                break
+            for i in range(n):
+                put(i, item)
+    except BaseException as e:  # noqa: BLE001 - the producer's error, raised below
+        with lock:
+            errors.insert(0, e)
+    finally:
+        for i in range(n):
+            put(i, end)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec,
                    mode: str = "real", progress: bool = False, baseline: str | None = None) -> TraceSimulation:
     """Simulate every interval of the trace with its masks (mode "real") or with random masks of the
     same densities in expectation (mode "statistical"), plus every mask-update step. progress: a tqdm
     bar over the mask snapshots on stderr. baseline "dense": also run `dense_baseline_run`."""
+    return compare_hardware(trace_dir, [hardware], mode=mode, baseline=baseline, progress=progress)[0]
+
+
+def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.PathLike | HardwareSpec],
+                     mode: str = "real", baseline: str | None = "dense", progress: bool = False) -> list[TraceSimulation]:
+    """The trace simulated on each spec (`simulate_trace` for each, with baseline "dense" by default).
+    All specs are loaded first, so a bad one fails before any work; with several specs the trace's mask
+    snapshots are replayed once and fed to one simulation thread per spec (`run_fanned`)."""
     if mode not in SIM_MODES:
         raise ValueError(f"--mode must be one of {SIM_MODES}, got {mode!r}")
     if baseline not in BASELINES:
         raise ValueError(f"--baseline must be one of {[b for b in BASELINES if b]}, got {baseline!r}")
+    if not hardware:
+        raise ValueError("--hardware: give at least one preset or .toml spec")
+    hws = [h if isinstance(h, HardwareSpec) else load_hardware(h) for h in hardware]
     trace = read_trace(trace_dir)
-    hw = hardware if isinstance(hardware, HardwareSpec) else load_hardware(hardware)
     specs = trace.specs
     snapshots = trace.iter_snapshots()
     first = next(snapshots)
     init_masks = {s.name: p for s, p in zip(specs, first[2])}
     dense_dw = bool(trace.meta.get("dense_weight_grad_every_step", False))
     last: list = [first[2]]
+    densities = None
+    if mode == "statistical":
+        nnz = trace.initial_nonzeros()
+        densities = {s.name: float(z) / s.n_params for s, z in zip(specs, nnz)}
+
+    def run_on(hw: HardwareSpec):
+        def run(snaps) -> RunResult:
+            return simulate_run(specs, trace.batch_size, trace.total_steps, trace.update_steps, snaps, hw,
+                                dense_weight_grad_every_step=dense_dw, grown_per_update=trace.grown, mode=mode,
+                                densities=densities)
+        return run
+
     if mode == "real":
         def all_snapshots():
             yield first[2]
             for _, _, packed in snapshots:
                 last[0] = packed
                 yield packed
-        snaps: Any = prefetched(all_snapshots())  # replay the next masks while this interval simulates
+        snaps: Any = all_snapshots()
         if progress:
             from tqdm import tqdm
 
             snaps = tqdm(snaps, total=trace.n_updates + 1, desc="simulate", unit="snapshot", leave=False)
-        densities = None
+        if len(hws) == 1:   # replay the next masks in a second thread while this interval simulates
+            runs = [run_on(hws[0])(prefetched(snaps))]
+        else:
+            runs = run_fanned(snaps, [run_on(hw) for hw in hws])
     else:
-        nnz = trace.initial_nonzeros()
-        densities = {s.name: float(z) / s.n_params for s, z in zip(specs, nnz)}
-        snaps = [{} for _ in range(trace.n_updates + 1)]
-    run = simulate_run(specs, trace.batch_size, trace.total_steps, trace.update_steps, snaps, hw,
-                       dense_weight_grad_every_step=dense_dw, grown_per_update=trace.grown, mode=mode,
-                       densities=densities)
-    step = simulate_step(specs, init_masks if mode == "real" else None, hw, trace.batch_size,
-                         dense_weight_grad=dense_dw, mode=mode, densities=densities)
-    dense = dense_baseline_run(trace, hw) if baseline == "dense" else None
-    label = None if isinstance(hardware, HardwareSpec) else str(hardware)
-    return TraceSimulation(trace, hw, mode, run, step, last[0] if mode == "real" else None, dense, label)
-
-
-def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.PathLike | HardwareSpec],
-                     mode: str = "real", baseline: str | None = "dense", progress: bool = False) -> list[TraceSimulation]:
-    """The trace simulated on each spec in turn (all specs are loaded first, so a bad one fails early)."""
-    if not hardware:
-        raise ValueError("--hardware: give at least one preset or .toml spec")
-    specs = [h if isinstance(h, HardwareSpec) else load_hardware(h) for h in hardware]
+        runs = [run_on(hw)([{} for _ in range(trace.n_updates + 1)]) for hw in hws]
     sims = []
-    for h, hw in zip(hardware, specs):
-        sim = simulate_trace(trace_dir, hw, mode=mode, progress=progress, baseline=baseline)
-        sim.label = None if isinstance(h, HardwareSpec) else str(h)
-        sims.append(sim)
+    for h, hw, run in zip(hardware, hws, runs):
+        step = simulate_step(specs, init_masks if mode == "real" else None, hw, trace.batch_size,
+                             dense_weight_grad=dense_dw, mode=mode, densities=densities)
+        dense = dense_baseline_run(trace, hw) if baseline == "dense" else None
+        label = None if isinstance(h, HardwareSpec) else str(h)
+        sims.append(TraceSimulation(trace, hw, mode, run, step, last[0] if mode == "real" else None, dense, label))
     return sims
 
 

@@ -121,3 +121,28 @@ def test_study_runs_on_the_given_hardware(tmp_path, capsys):
     assert runs[str(spec)] != pytest.approx(runs["skip-bitmask-32x32"], rel=1e-3)
     assert main(["study", "update-interval", "--out", str(tmp_path / "bad"), "--quick", "--hardware", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_run_fanned_feeds_every_worker_the_same_items_and_raises_the_first_error():
+    import threading
+
+    from simulator.trace_run import run_fanned
+
+    assert run_fanned(iter(range(50)), [list, sum, lambda it: [x * 2 for x in it]]) == [
+        list(range(50)), sum(range(50)), [x * 2 for x in range(50)]]
+
+    def dies(it):
+        for x in it:
+            if x == 3:
+                raise ValueError("worker failed at 3")
+
+    with pytest.raises(ValueError, match="worker failed at 3"):
+        run_fanned(iter(range(10**6)), [list, dies])           # the producer stops early, list gets END
+
+    def broken():
+        yield 1
+        raise RuntimeError("replay failed")
+
+    with pytest.raises(RuntimeError, match="replay failed"):
+        run_fanned(broken(), [list, list])
+    assert not any(t.name.startswith("trace-fan-") for t in threading.enumerate())
