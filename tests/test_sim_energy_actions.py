@@ -257,3 +257,21 @@ def test_real_eyeriss_ert_matches_timeloop_stats(tmp_path):
     assert t.level("psum_spad").sources["read_pj"].startswith("ert:system.eyeriss.PE[0..167].psum_spad")
     # the DRAM level is given per access in the spec (512 pJ per 64 bits, as the ERT): spec wins
     assert t.level("DRAM").sources["read_pj"].startswith("spec energy_pj_per_access")
+
+
+def test_real_eyeriss_ert_per_action_representative(tmp_path):
+    if not MIRROR.is_dir():
+        pytest.skip(f"the timeloop-accelergy-exercises mirror is absent ({MIRROR})")
+    text = subprocess.run(["git", "--git-dir", str(MIRROR), "show", EYERISS_ERT], capture_output=True,
+                          text=True, check=True).stdout
+    (tmp_path / "eyeriss.ERT.yaml").write_text(text)
+    (tmp_path / "hw.toml").write_text(EYERISS.replace('ert = "eyeriss.ERT.yaml"',
+                                                      'ert = "eyeriss.ERT.yaml"\nert_representative = "per_action"\n'
+                                                      "ert_idle_as_leakage = true"))
+    t = resolve_action_energies(load_hardware(tmp_path / "hw.toml"))
+    glb = t.level("shared_glb")
+    # the ERT's largest variants: read 74.144, write 75.215 pJ per 4-word block (address_delta 32, new data)
+    assert (glb.read_pj, glb.write_pj) == (pytest.approx(74.144 / 4), pytest.approx(75.215 / 4))
+    assert glb.update_pj == pytest.approx((74.144 + 75.215) / 4)
+    # idle: 0.018 pJ per instance and cycle for psum_spad, x 168 PEs
+    assert t.level("psum_spad").leakage_pj_per_cycle == pytest.approx(0.018 * 168)
