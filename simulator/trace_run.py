@@ -242,15 +242,13 @@ def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.P
             for _, _, packed in snapshots:
                 last[0] = packed
                 yield packed
-        snaps: Any = all_snapshots()
+        # one spec: replay the next masks in a second thread while this interval simulates
+        snaps: Any = prefetched(all_snapshots()) if len(hws) == 1 else all_snapshots()
         if progress:
             from tqdm import tqdm
 
             snaps = tqdm(snaps, total=trace.n_updates + 1, desc="simulate", unit="snapshot", leave=False)
-        if len(hws) == 1:   # replay the next masks in a second thread while this interval simulates
-            runs = [run_on(hws[0])(prefetched(snaps))]
-        else:
-            runs = run_fanned(snaps, [run_on(hw) for hw in hws])
+        runs = [run_on(hws[0])(snaps)] if len(hws) == 1 else run_fanned(snaps, [run_on(hw) for hw in hws])
     else:
         runs = [run_on(hw)([{} for _ in range(trace.n_updates + 1)]) for hw in hws]
     sims = []
