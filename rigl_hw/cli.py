@@ -106,7 +106,12 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                        description="Simulate every interval between mask updates with that interval's masks, "
                                    "times its length, plus each mask-update step.")
     p.add_argument("trace", help="trace directory (from `rigl-hw train` or `rigl-hw trace synth`)")
-    p.add_argument("--hardware", required=True, help="preset name (`rigl-hw hardware list`) or a .toml spec")
+    p.add_argument("--hardware", required=True, nargs="+", metavar="HW",
+                   help="one or more preset names (`rigl-hw hardware list`) or .toml specs; several give one "
+                        "comparison table")
+    p.add_argument("--baseline", default="dense", choices=("dense", "none"),
+                   help="dense (default): also simulate the same steps with all-dense masks and no mask updates "
+                        "on each hardware, and report time and energy relative to it; none: skip it")
     p.add_argument("--mode", default="real", choices=("real", "statistical", "compare"),
                    help="real (use the trace's masks, default), statistical (random masks of the same densities, "
                         "in expectation), or compare (both, with real/statistical ratios per layer and pass)")
@@ -132,26 +137,95 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if args.plot and args.mode == "compare":
         raise CliError("--plot draws one run; use it with --mode real or statistical, not compare")
     if args.mode == "compare":
+        if len(args.hardware) > 1:
+            raise CliError("--mode compare takes one --hardware; compare several specs with --mode real or statistical")
+        args.hardware = args.hardware[0]
         return _run_simulate_compare(args)
-    sim = simulate_trace(args.trace, args.hardware, mode=args.mode, progress=args.progress and sys.stderr.isatty())
-    summary = sim.summary()
+    if len(args.hardware) > 1:
+        return _run_simulate_many(args)
+    baseline = None if args.baseline == "none" else args.baseline
+    sim = simulate_trace(args.trace, args.hardware[0], mode=args.mode,
+                         progress=args.progress and sys.stderr.isatty(), baseline=baseline)
+    from simulator.trace_run import comparison_summary
+
+    summary = comparison_summary([sim])
     if args.out:
         write_csv_atomic(sim.run.table, args.out)
     if args.plot:
         from simulator.run_plot import plot_run
 
         plot_run(sim.run.table, args.plot, f"{summary['model']} {summary['method']} ({summary['masks']} masks), "
-                 f"{summary['steps']} steps at batch {summary['batch']} on {summary['hardware']}")
+                 f"{summary['steps']} steps at batch {summary['batch']} on {summary['hardware']}; memory stalls "
+                 f"{100 * summary['stall_share']:.1f}% of cycles")
     if args.json:
         print(json.dumps(summary))
         return 0
     t, n, u = summary["totals"], summary["per_step"]["normal"], summary["per_step"]["update"]
     print(f"{summary['model']} {summary['method']} trace ({summary['masks']} masks), {summary['steps']} steps at batch "
           f"{summary['batch']}, {summary['mask_updates']} mask updates, on {summary['hardware']}")
-    print(f"  whole run:   {t['cycles']:.4g} cycles  {t['time_s']:.4g} s  {t['energy_j']:.4g} J")
+    print(f"  whole run:   {t['cycles']:.4g} cycles  {t['time_s']:.4g} s  {t['energy_j']:.4g} J  "
+          f"(memory stalls {100 * summary['stall_share']:.1f}% of cycles)")
     print(f"  normal step: {n['cycles']:.4g} cycles  {n['energy_j']:.4g} J")
     if summary["mask_updates"]:
         print(f"  update step: {u['cycles']:.4g} cycles  {u['energy_j']:.4g} J")
+    if "baseline" in summary:
+        b = summary["baseline"]
+        print(f"  dense run:   {b['totals']['cycles']:.4g} cycles  {b['totals']['time_s']:.4g} s  "
+              f"{b['totals']['energy_j']:.4g} J  (memory stalls {100 * b['stall_share']:.1f}%); this run takes "
+              f"{b['ratio']['time']:.3f}x its time and {b['ratio']['energy']:.3f}x its energy")
+    _print_stalled_layers(summary)
+    if args.out:
+        print(f"  table: {args.out}")
+    if args.plot:
+        print(f"  plot: {args.plot}")
+    return 0
+
+
+def _print_stalled_layers(run: dict, top: int = 3, indent: str = "  ") -> None:
+    worst = sorted((r for r in run["layers"] if r["stall_share"] > 0), key=lambda r: -r["stall_share"])[:top]
+    if worst:
+        print(f"{indent}most memory-bound (one normal step, initial masks): " + ", ".join(
+            f"{r['name']} {r['pass']} {100 * r['stall_share']:.0f}%" for r in worst))
+
+
+def _run_simulate_many(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from simulator.trace_run import compare_hardware, comparison_rows, comparison_summary, write_csv_atomic
+
+    baseline = None if args.baseline == "none" else args.baseline
+    sims = compare_hardware(args.trace, args.hardware, mode=args.mode, baseline=baseline,
+                            progress=args.progress and sys.stderr.isatty())
+    summary = comparison_summary(sims)
+    rows = comparison_rows(summary)
+    if args.out:
+        write_csv_atomic(pd.concat([s.run.table.assign(hardware=r["label"])
+                                    for s, r in zip(sims, summary["runs"])], ignore_index=True), args.out)
+    if args.plot:
+        from simulator.compare_plot import plot_comparison
+
+        plot_comparison(summary, args.plot)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{summary['model']} {summary['method']} trace ({summary['masks']} masks), {summary['steps']} steps at batch "
+          f"{summary['batch']}, {summary['mask_updates']} mask updates, on {len(rows)} hardware specs")
+    dense = baseline is not None
+    head = f"  {'hardware':<24} {'time (s)':>10} {'energy (J)':>11} {'stalls':>7}"
+    if dense:
+        head += f" {'dense s':>10} {'dense J':>10} {'time/dense':>10} {'energy/dense':>12} {'dense stalls':>12}"
+    print(head)
+    for r in rows:
+        line = f"  {r['hardware']:<24} {r['time_s']:>10.4g} {r['energy_j']:>11.4g} {100 * r['stall_share']:>6.1f}%"
+        if dense:
+            line += (f" {r['dense_time_s']:>10.4g} {r['dense_energy_j']:>10.4g} {r['time_ratio']:>10.3f} "
+                     f"{r['energy_ratio']:>12.3f} {100 * r['dense_stall_share']:>11.1f}%")
+        print(line)
+    if dense:
+        print("  dense: the same steps with all-dense masks and no mask updates, on the same hardware")
+    print("  stalls: memory-stall share, cycles beyond compute / all cycles")
+    for run in summary["runs"]:
+        _print_stalled_layers(run, indent=f"  {run['label']}: ")
     if args.out:
         print(f"  table: {args.out}")
     if args.plot:
@@ -230,7 +304,8 @@ def _add_hardware(sub: argparse._SubParsersAction) -> None:
     hsub = p.add_subparsers(dest="hardware_command", required=True)
     ls = hsub.add_parser("list", help="names and descriptions of the shipped presets")
     ls.set_defaults(func=_run_hardware_list)
-    show = hsub.add_parser("show", help="the full validated spec of a preset or a TOML file")
+    show = hsub.add_parser("show", help="the full validated spec of a preset or a TOML file and its resolved "
+                                        "per-action energy table (pJ per word, with sources)")
     show.add_argument("name", help="preset name (see `rigl-hw hardware list`) or path to a .toml spec")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(func=_run_hardware_show)
@@ -248,10 +323,15 @@ def _run_hardware_list(args: argparse.Namespace) -> int:
 
 
 def _run_hardware_show(args: argparse.Namespace) -> int:
+    from simulator.energy import format_energy_table, resolve_action_energies
     from simulator.hardware import load_hardware
 
-    spec = load_hardware(args.name).to_dict()
+    hw = load_hardware(args.name)
+    table = resolve_action_energies(hw)  # before any output: a bad ERT fails with nothing printed
+    spec = hw.to_dict()
     if args.json:
+        resolved = table.to_dict()
+        spec["energy"] = {**spec["energy"], "ert_file": resolved.pop("ert"), **resolved}
         print(json.dumps(spec))
         return 0
 
@@ -267,6 +347,7 @@ def _run_hardware_show(args: argparse.Namespace) -> int:
             else:
                 print(f"{indent}{k}: {v}")
     show(spec)
+    print(format_energy_table(table))
     return 0
 
 
@@ -284,16 +365,26 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_positive_int, default=2, help="local Dask workers (default 2)")
     p.add_argument("--quick", action="store_true", help="tiny grids (seconds), for smoke tests")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--hardware", nargs="+", metavar="HW", default=None,
+                   help="run on these presets or .toml specs instead of the study's own presets "
+                        "(methods-small simulates its traces on the first one)")
     p.set_defaults(func=_run_study)
 
 
 def _run_study(args: argparse.Namespace) -> int:
     if args.name not in STUDY_NAMES:
         raise CliError(f"unknown study {args.name!r}; choose one of {', '.join(STUDY_NAMES)}")
+    if args.hardware and args.name == "methods-small" and len(args.hardware) > 1:
+        raise CliError("methods-small simulates its traces on one hardware; give one --hardware")
+    if args.hardware:
+        from simulator.hardware import load_hardware
+
+        for h in args.hardware:       # a bad spec fails before any study starts
+            load_hardware(h)
     from studies.index import run_study
 
     path = run_study(args.name, args.out, scheduler=args.scheduler, n_workers=args.workers, quick=args.quick,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, presets=tuple(args.hardware) if args.hardware else None)
     print(f"wrote {path}", file=sys.stderr)
     return 0
 

@@ -231,9 +231,16 @@ class MacUnit:
 @dataclass(frozen=True)
 class EnergySource:
     """Where per-action energies come from beyond the spec's own numbers: an Accelergy ERT.yaml
-    (path relative to the TOML file) whose components the levels name with `ert_name`."""
+    (path relative to the TOML file) whose components the levels name with `ert_name`.
+
+    ert_representative: how one energy per read/write is taken from an action's argument variants:
+    "timeloop" (default: the largest read/write variant, for every access, as Timeloop's vector access
+    energy) or "per_action" (the largest variant of each action separately). ert_idle_as_leakage:
+    count the ERT's idle energy x instances as leakage per cycle (Timeloop pre-v4 does not)."""
 
     ert: str | None = _f(_string, None)
+    ert_representative: str = _f(_choice(("timeloop", "per_action")), "timeloop")
+    ert_idle_as_leakage: bool = _f(_boolean, False)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,10 @@
 Reads a trace directory (rigl_hw.trace, numpy-only), streams its mask snapshots one at a time into
 `simulator.engine.simulate_run`, and summarises the run: totals (cycles, seconds, joules), the mean
 normal and update step, and the per-layer, per-pass cost of a normal step with the initial masks.
+Memory-stall share = cycles beyond compute / all cycles (`stall_share`), per run and per layer.
+The dense baseline (`dense_baseline_run`) is the same trace's layers, batch and step count simulated
+with all-dense masks and no mask updates on the same hardware; `compare_hardware` runs one trace on
+several specs and `comparison_summary` puts them in one object with ratios to each one's dense run.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, TypeVar
+from typing import Any, Iterator, Sequence, TypeVar
+
+import numpy as np
 
 from rigl_hw.atomic import atomic_path
 from rigl_hw.trace import Trace, read_trace
@@ -22,6 +28,7 @@ from simulator.hardware import HardwareSpec, load_hardware
 T = TypeVar("T")
 SIM_MODES = ("real", "statistical")
 CLI_MODES = SIM_MODES + ("compare",)
+BASELINES = (None, "dense")
 
 
 @dataclass
@@ -32,6 +39,8 @@ class TraceSimulation:
     run: RunResult
     first_step: StepResult
     final_masks: list | None = None     # packed masks of the last snapshot (mode "real"), spec order
+    dense: RunResult | None = None      # the dense baseline on the same hardware (baseline="dense")
+    label: str | None = None            # how the user named the hardware (preset or path)
 
     @property
     def masks_label(self) -> str:
@@ -41,10 +50,13 @@ class TraceSimulation:
     def summary(self) -> dict[str, Any]:
         t = self.first_step.table
         layers = [{"name": r["layer"], "pass": r["pass"], "cycles": float(r["cycles"]), "macs": float(r["macs"]),
-                   "effectual_macs": float(r["effectual_macs"]), "energy_j": float(r["energy_pj"]) * 1e-12}
+                   "effectual_macs": float(r["effectual_macs"]), "energy_j": float(r["energy_pj"]) * 1e-12,
+                   "compute_cycles": float(r["compute_cycles"]),
+                   "stall_share": _share(float(r["cycles"]), float(r["compute_cycles"]))}
                   for r in t.to_dict("records")]
-        return {
+        out = {
             "hardware": self.hardware.name,
+            "hardware_source": self.label or self.hardware.source_path,
             "trace": str(self.trace.path),
             "model": self.trace.meta.get("model"),
             "method": self.trace.method,
@@ -54,8 +66,39 @@ class TraceSimulation:
             "masks": self.masks_label,
             "totals": {"cycles": self.run.cycles, "time_s": self.run.time_s, "energy_j": self.run.energy_j},
             "per_step": {"normal": self.run.per_step("normal"), "update": self.run.per_step("update")},
+            "stall_share": stall_share(self.run.table),
             "layers": layers,
         }
+        if self.dense is not None:
+            d = self.dense
+            out["baseline"] = {
+                "kind": "dense",
+                "totals": {"cycles": d.cycles, "time_s": d.time_s, "energy_j": d.energy_j},
+                "stall_share": stall_share(d.table),
+                "ratio": {"time": _ratio(self.run.time_s, d.time_s), "energy": _ratio(self.run.energy_j, d.energy_j)},
+            }
+        return out
+
+
+def _share(cycles: float, compute: float) -> float:
+    return (cycles - compute) / cycles if cycles > 0 else 0.0
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def stall_share(table) -> float:
+    """Memory-stall share of a step or run table: (cycles - compute_cycles) / cycles, each row weighted
+    by its `steps` where the table has that column (a RunResult.table)."""
+    w = table["steps"] if "steps" in table.columns else 1.0
+    return _share(float((table["cycles"] * w).sum()), float((table["compute_cycles"] * w).sum()))
+
+
+def dense_baseline_run(trace: Trace, hw: HardwareSpec) -> RunResult:
+    """The trace's run done densely on `hw`: every layer without a mask (density 1), the same batch and
+    number of steps, no mask-update steps (`simulate_run` with one empty snapshot)."""
+    return simulate_run(trace.specs, trace.batch_size, trace.total_steps, np.array([0]), [{}], hw)
 
 
 def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
@@ -98,43 +141,155 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
         worker.join()
 
 
+def run_fanned(items: Iterator[T], workers: Sequence[Any], depth: int = 2) -> list[Any]:
+    """Run each `workers[i](iterator)` in its own thread, every iterator yielding the same `items` (read
+    once, here, up to `depth` ahead of the slowest worker); return their results in order. The first
+    error (a worker's or the producer's) is raised after every thread has stopped."""
+    n = len(workers)
+    end = object()
+    qs: list[queue.Queue] = [queue.Queue(maxsize=depth) for _ in range(n)]
+    results: list[Any] = [None] * n
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def feed(q: queue.Queue) -> Iterator[T]:
+        while True:
+            v = q.get()
+            if v is end:
+                return
+            yield v
+
+    def work(i: int) -> None:
+        try:
+            results[i] = workers[i](feed(qs[i]))
+        except BaseException as e:  # noqa: BLE001 - re-raised by the caller
+            with lock:
+                errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"trace-fan-{i}", daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+
+    def put(i: int, v: Any) -> None:
+        while threads[i].is_alive():
+            try:
+                qs[i].put(v, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    try:
+        for item in items:
+            if errors:
+                break
+            for i in range(n):
+                put(i, item)
+    except BaseException as e:  # noqa: BLE001 - the producer's error, raised below
+        with lock:
+            errors.insert(0, e)
+    finally:
+        for i in range(n):
+            put(i, end)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec,
-                   mode: str = "real", progress: bool = False) -> TraceSimulation:
+                   mode: str = "real", progress: bool = False, baseline: str | None = None) -> TraceSimulation:
     """Simulate every interval of the trace with its masks (mode "real") or with random masks of the
     same densities in expectation (mode "statistical"), plus every mask-update step. progress: a tqdm
-    bar over the mask snapshots on stderr."""
+    bar over the mask snapshots on stderr. baseline "dense": also run `dense_baseline_run`."""
+    return compare_hardware(trace_dir, [hardware], mode=mode, baseline=baseline, progress=progress)[0]
+
+
+def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.PathLike | HardwareSpec],
+                     mode: str = "real", baseline: str | None = "dense", progress: bool = False) -> list[TraceSimulation]:
+    """The trace simulated on each spec (`simulate_trace` for each, with baseline "dense" by default).
+    All specs are loaded first, so a bad one fails before any work; with several specs the trace's mask
+    snapshots are replayed once and fed to one simulation thread per spec (`run_fanned`)."""
     if mode not in SIM_MODES:
         raise ValueError(f"--mode must be one of {SIM_MODES}, got {mode!r}")
+    if baseline not in BASELINES:
+        raise ValueError(f"--baseline must be one of {[b for b in BASELINES if b]}, got {baseline!r}")
+    if not hardware:
+        raise ValueError("--hardware: give at least one preset or .toml spec")
+    hws = [h if isinstance(h, HardwareSpec) else load_hardware(h) for h in hardware]
     trace = read_trace(trace_dir)
-    hw = hardware if isinstance(hardware, HardwareSpec) else load_hardware(hardware)
     specs = trace.specs
     snapshots = trace.iter_snapshots()
     first = next(snapshots)
     init_masks = {s.name: p for s, p in zip(specs, first[2])}
     dense_dw = bool(trace.meta.get("dense_weight_grad_every_step", False))
     last: list = [first[2]]
+    densities = None
+    if mode == "statistical":
+        nnz = trace.initial_nonzeros()
+        densities = {s.name: float(z) / s.n_params for s, z in zip(specs, nnz)}
+
+    def run_on(hw: HardwareSpec):
+        def run(snaps) -> RunResult:
+            return simulate_run(specs, trace.batch_size, trace.total_steps, trace.update_steps, snaps, hw,
+                                dense_weight_grad_every_step=dense_dw, grown_per_update=trace.grown, mode=mode,
+                                densities=densities)
+        return run
+
     if mode == "real":
         def all_snapshots():
             yield first[2]
             for _, _, packed in snapshots:
                 last[0] = packed
                 yield packed
-        snaps: Any = prefetched(all_snapshots())  # replay the next masks while this interval simulates
+        # one spec: replay the next masks in a second thread while this interval simulates
+        snaps: Any = prefetched(all_snapshots()) if len(hws) == 1 else all_snapshots()
         if progress:
             from tqdm import tqdm
 
             snaps = tqdm(snaps, total=trace.n_updates + 1, desc="simulate", unit="snapshot", leave=False)
-        densities = None
+        runs = [run_on(hws[0])(snaps)] if len(hws) == 1 else run_fanned(snaps, [run_on(hw) for hw in hws])
     else:
-        nnz = trace.initial_nonzeros()
-        densities = {s.name: float(z) / s.n_params for s, z in zip(specs, nnz)}
-        snaps = [{} for _ in range(trace.n_updates + 1)]
-    run = simulate_run(specs, trace.batch_size, trace.total_steps, trace.update_steps, snaps, hw,
-                       dense_weight_grad_every_step=dense_dw, grown_per_update=trace.grown, mode=mode,
-                       densities=densities)
-    step = simulate_step(specs, init_masks if mode == "real" else None, hw, trace.batch_size,
-                         dense_weight_grad=dense_dw, mode=mode, densities=densities)
-    return TraceSimulation(trace, hw, mode, run, step, last[0] if mode == "real" else None)
+        runs = [run_on(hw)([{} for _ in range(trace.n_updates + 1)]) for hw in hws]
+    sims = []
+    for h, hw, run in zip(hardware, hws, runs):
+        step = simulate_step(specs, init_masks if mode == "real" else None, hw, trace.batch_size,
+                             dense_weight_grad=dense_dw, mode=mode, densities=densities)
+        dense = dense_baseline_run(trace, hw) if baseline == "dense" else None
+        label = None if isinstance(h, HardwareSpec) else str(h)
+        sims.append(TraceSimulation(trace, hw, mode, run, step, last[0] if mode == "real" else None, dense, label))
+    return sims
+
+
+TRACE_KEYS = ("trace", "model", "method", "batch", "steps", "mask_updates", "masks")
+
+
+def comparison_summary(sims: Sequence[TraceSimulation]) -> dict[str, Any]:
+    """One object for `simulate --json`: the trace's keys and "runs" (one `summary()` per hardware).
+    With one hardware the run's own keys are also at the top level (the single-hardware schema)."""
+    runs = [s.summary() for s in sims]
+    names = [r["hardware"] for r in runs]
+    for r in runs:  # a unique label per run: the spec's name, or how it was given when names repeat
+        r["label"] = r["hardware"] if names.count(r["hardware"]) == 1 else str(r["hardware_source"])
+    if len(runs) == 1:
+        return {**runs[0], "runs": runs}
+    return {**{k: runs[0][k] for k in TRACE_KEYS}, "runs": runs}
+
+
+def comparison_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The hardware-comparison table: per run, time (s), energy (J), stall share and, with a dense
+    baseline, the dense run's time, energy and stall share and the ratios to it."""
+    rows = []
+    for r in summary["runs"]:
+        row = {"hardware": r["label"], "time_s": r["totals"]["time_s"], "energy_j": r["totals"]["energy_j"],
+               "stall_share": r["stall_share"]}
+        b = r.get("baseline")
+        if b is not None:
+            row.update({"dense_time_s": b["totals"]["time_s"], "dense_energy_j": b["totals"]["energy_j"],
+                        "time_ratio": b["ratio"]["time"], "energy_ratio": b["ratio"]["energy"],
+                        "dense_stall_share": b["stall_share"]})
+        rows.append(row)
+    return rows
 
 
 def compare_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec) -> dict[str, Any]:

@@ -1,8 +1,14 @@
 """The study registry, the `all` runner and its index.md.
 
-    STUDIES: dict[str, Callable]   name -> run(out_dir, scheduler=None, n_workers=2, quick=False, progress=True) -> Path
-    run_study(name, out_dir, scheduler=None, n_workers=2, quick=False, progress=True) -> Path   ("all" -> run_all)
-    run_all(out_dir, scheduler=None, n_workers=2, quick=False, progress=True, studies=None) -> Path (out_dir/index.md)
+    STUDIES: dict[str, Callable]   name -> run(out_dir, scheduler=None, n_workers=2, quick=False, progress=True,
+                                               presets=None) -> Path
+    run_study(name, out_dir, scheduler=None, n_workers=2, quick=False, progress=True, presets=None) -> Path
+                                                                                    ("all" -> run_all)
+    run_all(out_dir, scheduler=None, n_workers=2, quick=False, progress=True, studies=None, presets=None) -> Path
+                                                                                    (out_dir/index.md)
+
+presets (`rigl-hw study NAME --hardware ...`): preset names or .toml specs that replace each study's
+default hardware (methods-small simulates its traces on the first of them).
 
 run_all runs every study into out_dir/<name>/ and writes out_dir/index.md linking each report.md.
 `methods-small` (studies.methods_small, trains small models with torch) is imported only when it runs;
@@ -22,11 +28,12 @@ from studies import training_cost, uniform_vs_erk, update_interval
 
 
 def _methods_small(out_dir, scheduler: str | None = None, n_workers: int = 2, quick: bool = False,
-                   progress: bool = True) -> Path:
-    """studies.methods_small.run(out_dir, quick) (it trains in-process and takes no Dask options)."""
+                   progress: bool = True, presets: tuple[str, ...] | None = None) -> Path:
+    """studies.methods_small.run(out_dir, quick, preset) (it trains in-process and takes no Dask options;
+    its traces are simulated on one hardware: the first of `presets`, else its default)."""
     from studies.methods_small import run
 
-    return Path(run(out_dir, quick=quick))
+    return Path(run(out_dir, quick=quick, preset=presets[0] if presets else None))
 
 
 STUDIES: dict[str, Callable[..., Path]] = {
@@ -55,17 +62,20 @@ def _bad_input() -> tuple[type[BaseException], ...]:
 
 
 def run_study(name: str, out_dir, scheduler: str | None = None, n_workers: int = 2, quick: bool = False,
-              progress: bool = True) -> Path:
-    """Run one study by name ("all" runs every study); returns its output directory (for "all": index.md)."""
+              progress: bool = True, presets: tuple[str, ...] | None = None) -> Path:
+    """Run one study by name ("all" runs every study); returns its output directory (for "all": index.md).
+    presets: hardware (preset names or .toml paths) to use instead of each study's own presets."""
     if name == "all":
-        return run_all(out_dir, scheduler=scheduler, n_workers=n_workers, quick=quick, progress=progress)
+        return run_all(out_dir, scheduler=scheduler, n_workers=n_workers, quick=quick, progress=progress,
+                       presets=presets)
     if name not in STUDIES:
         raise KeyError(f"unknown study {name!r}; choose one of {', '.join([*STUDIES, 'all'])}")
-    return STUDIES[name](out_dir, scheduler=scheduler, n_workers=n_workers, quick=quick, progress=progress)
+    return STUDIES[name](out_dir, scheduler=scheduler, n_workers=n_workers, quick=quick, progress=progress,
+                         presets=tuple(presets) if presets else None)
 
 
 def run_all(out_dir, scheduler: str | None = None, n_workers: int = 2, quick: bool = False, progress: bool = True,
-            studies: tuple[str, ...] | None = None) -> Path:
+            studies: tuple[str, ...] | None = None, presets: tuple[str, ...] | None = None) -> Path:
     """Run every study (or those named) into out_dir/<name>/ and write out_dir/index.md; return its path."""
     from studies.common import StudyError, write_text
 
@@ -79,7 +89,8 @@ def run_all(out_dir, scheduler: str | None = None, n_workers: int = 2, quick: bo
     for name in names:
         t0 = time.perf_counter()
         try:
-            path = STUDIES[name](out / name, scheduler=scheduler, n_workers=n_workers, quick=quick, progress=progress)
+            path = STUDIES[name](out / name, scheduler=scheduler, n_workers=n_workers, quick=quick, progress=progress,
+                                 presets=tuple(presets) if presets else None)
             report = Path(path) / "report.md"
             status = "ok" if report.exists() else "no report.md written"
             results.append((name, report if report.exists() else None, time.perf_counter() - t0, status, None))

@@ -201,12 +201,15 @@ def _balance_report(bal) -> list[str]:
     return lines
 
 
-def run(out_dir: str | Path, quick: bool = False) -> Path:
-    """Train every (task, method, seed), write results.csv, summary.csv, balance.csv, the plot and
-    report.md; return out_dir."""
+def run(out_dir: str | Path, quick: bool = False, preset: str | None = None) -> Path:
+    """Train every (task, method, seed), write results.csv, summary.csv, balance.csv (the traces on
+    `preset`, default BALANCE_PRESET), the plot and report.md; return out_dir."""
     import pandas as pd
 
-    from studies.common import write_csv, write_text
+    from studies.common import check_presets, write_csv, write_text
+
+    preset = preset or BALANCE_PRESET
+    check_presets([preset])     # a bad hardware fails before any training
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -216,7 +219,7 @@ def run(out_dir: str | Path, quick: bool = False) -> Path:
     df = pd.read_csv(out / "results.csv")          # the report is computed from the CSV as written
     summary = _summarise(df)
     write_csv(summary, out / "summary.csv")
-    write_csv(mask_balance(out, df), out / "balance.csv")
+    write_csv(mask_balance(out, df, preset), out / "balance.csv")
     bal = pd.read_csv(out / "balance.csv")
     _plot(summary, df, out / "methods_small.png")
     write_text(out / "report.md", _report(summary, df, quick) + "\n".join(_balance_report(bal)) + "\n")

@@ -36,8 +36,13 @@ class SweepResult:
 
 
 def point_key(point: dict[str, Any], salt: str = CACHE_SALT) -> str:
-    """Stable hash of a point's full configuration."""
-    text = json.dumps({"salt": salt, "point": point}, sort_keys=True, separators=(",", ":"))
+    """Stable hash of a point's full configuration. A point whose "preset" is a user's .toml file also
+    hashes that file's bytes, so editing the spec recomputes its points."""
+    body: dict[str, Any] = {"salt": salt, "point": point}
+    preset = point.get("preset")
+    if isinstance(preset, str) and preset.endswith(".toml") and Path(preset).is_file():
+        body["preset_sha256"] = hashlib.sha256(Path(preset).read_bytes()).hexdigest()
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
