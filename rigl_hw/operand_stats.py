@@ -2,7 +2,7 @@
 
 `OperandRecorder(model, specs, samples)` watches every conv and linear layer of the specs (GRU matrices
 are not watched). `start(bitmaps)` registers, for one step only, a forward hook per layer that counts the
-nonzeros of its input on the device (torch.count_nonzero, no host sync) and puts a tensor hook on its
+nonzeros of its input on the device (torch.count_nonzero of t.bool(), no host sync) and puts a tensor hook on its
 output that does the same for the output gradient dL/dY when backward reaches it; with `bitmaps` the
 hooks also keep the nonzero pattern of the first `samples` samples. `stop()` removes every hook and
 moves the counts (one stacked tensor) and the bitmaps (one concatenated tensor) to the host in one
@@ -84,7 +84,7 @@ class OperandRecorder:
     # --- hooks ----------------------------------------------------------------------------------
     def _observe(self, i: int, k: int, t: torch.Tensor, shape: tuple[int, ...]) -> None:
         t = t.detach()
-        self._counts.append(torch.count_nonzero(t))
+        self._counts.append(torch.count_nonzero(t.bool()))   # on the CPU ~10x faster than on the float tensor
         self._where.append((k, i))
         self._numel[k, i] += t.numel()
         if self._want_bits and (i, k) not in self._bits and t.dim() == len(shape) \
