@@ -45,7 +45,8 @@ from .train_config import TrainConfig, TrainConfigError, make_optimizer, method_
 from .train_files import METRIC_FIELDS, MetricsCSV, rebuild_trace_writer, trace_meta  # noqa: F401 (re-exported)
 
 # Settings that may differ when resuming (they do not change what is computed).
-RESUME_MUTABLE = ("progress", "eval_every", "checkpoint_every", "num_threads", "out", "eval_max_samples")
+RESUME_MUTABLE = ("progress", "eval_every", "checkpoint_every", "num_threads", "out", "eval_max_samples",
+                  "operand_every", "operand_samples")   # operand recording only changes what the trace holds
 
 
 @dataclass
@@ -370,7 +371,10 @@ def _operand_recorder(config, model, specs, writer, world):
         return None
     from .operand_stats import OperandRecorder
 
-    recorder = OperandRecorder(model, specs, min(config.operand_samples, config.batch_size // world))
+    samples = min(config.operand_samples, config.batch_size // world)
+    if writer.operands.bitmaps:       # resumed: a trace keeps one bitmap size (the one it started with)
+        samples = writer.operands.samples
+    recorder = OperandRecorder(model, specs, samples)
     writer.set_operand_recording(recorder.samples, config.operand_every)
     return recorder
 

@@ -160,3 +160,13 @@ def test_resume_with_recording_is_bit_identical(tmp_path):
     _assert_same_runs(tmp_path / "full", tmp_path / "part")
     op = read_trace(tmp_path / "part" / "trace").operands
     assert op.bitmap_steps.tolist() == [0, 9, 17, 25] and op.steps[0] == 0 and os.path.exists(tmp_path / "part")
+
+
+def test_resume_may_change_operand_interval_but_not_the_bitmap_size(tmp_path):
+    kw = dict(model="mlp", **{**TINY, "steps": 40})
+    train(TrainConfig(out=str(tmp_path / "r"), operand_every=2, operand_samples=3, **kw), stop_at=17)
+    train(TrainConfig(out=str(tmp_path / "r"), operand_every=5, operand_samples=1, **kw), resume=True)
+    op = read_trace(tmp_path / "r" / "trace").operands
+    assert op.steps.tolist() == sorted({*range(0, 17, 2), *range(20, 40, 5), 9, 17, 25})   # 9, 17, 25: snapshots
+    assert op.bitmap_steps.tolist() == [0, 9, 17, 25] and op.samples == 3
+    assert op.bitmap(3, "fc1", "input").shape == (3, 64)
