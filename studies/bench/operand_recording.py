@@ -9,12 +9,14 @@ through `rigl_hw.train.train_step` and the trainer's own recorder and trace writ
 Ratios are of per-step medians: on / off (the cost of one logged step), and the trainer's amortised cost
 with operands logged every k steps (`--every`, the trainer's default operand_every=10) and one bitmap
 step per ΔT: (t_bitmap + (ΔT/k - 1) t_on + (ΔT - ΔT/k) t_off) / (ΔT t_off), goal <= 1.03; also the same
-with k = 1. The block order rotates every repeat.
+with k = 1. The block order rotates every repeat. Times are this process's CPU time (time.process_time,
+`--clock cpu`, the default: on a shared machine wall time measures the neighbours; run with `--threads 1`
+so CPU time is the work done) or wall time (`--clock wall`).
 `--train-steps N` also times whole `rigl_hw.train.train` runs of small_cnn on digits (operand_every k vs 0,
 alternating, median of the repeats): that includes writing the trace with its bitmaps.
 
 Run: .venv/bin/python studies/bench/operand_recording.py [--repeats 15] [--block 4] [--delta-t 100] [--every 10]
-     [--models small_cnn wide_resnet_22_2] [--train-steps 0] [--threads N] [--json]
+     [--models small_cnn wide_resnet_22_2] [--train-steps 0] [--threads N] [--clock cpu|wall] [--json]
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def _setup(model_name: str, batch: int, sparsity: float, delta_t: int, samples: 
 
 
 def bench_steps(model_name: str, repeats: int, block: int, delta_t: int, every: int = 10, batch: int = 32,
-                sparsity: float = 0.9, samples: int = 2) -> dict:
+                sparsity: float = 0.9, samples: int = 2, clock=time.process_time) -> dict:
     import torch.nn.functional as F
 
     from rigl_hw.train import train_step
@@ -67,7 +69,7 @@ def bench_steps(model_name: str, repeats: int, block: int, delta_t: int, every: 
     counter = iter(range(10**9))
 
     def steps(kind: str, n: int) -> float:
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(n):
             step = next(counter) * delta_t + 1          # never an update step; operand steps increase
             if kind != "off":
@@ -78,7 +80,7 @@ def bench_steps(model_name: str, repeats: int, block: int, delta_t: int, every: 
                 writer.add_operands(step, got.counts)
                 if got.packed is not None:
                     writer.operands.add_bitmaps(step, step, got.packed)
-        return (time.perf_counter() - t0) / n
+        return (clock() - t0) / n
 
     for kind in ("off", "on", "bitmap"):                 # warm-up
         steps(kind, 2)
@@ -97,7 +99,7 @@ def bench_steps(model_name: str, repeats: int, block: int, delta_t: int, every: 
             "amortised_vs_off": amortised(every), "amortised_every_step_vs_off": amortised(1)}
 
 
-def bench_train(steps: int, repeats: int, delta_t: int, every: int) -> dict:
+def bench_train(steps: int, repeats: int, delta_t: int, every: int, clock=time.process_time) -> dict:
     """Whole small_cnn runs on digits with operand recording on (every `every` steps) and off, alternating."""
     from rigl_hw.train import TrainConfig, train
 
@@ -108,9 +110,9 @@ def bench_train(steps: int, repeats: int, delta_t: int, every: int) -> dict:
                 cfg = TrainConfig(model="small_cnn", dataset="digits", steps=steps, delta_t=delta_t, batch_size=32,
                                   lr=0.05, progress=False, out=f"{tmp}/{kind}{r}",
                                   operand_every=every if kind == "on" else 0)
-                t0 = time.perf_counter()
+                t0 = clock()
                 train(cfg)
-                times[kind].append(time.perf_counter() - t0)
+                times[kind].append(clock() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"model": "small_cnn", "steps": steps, "delta_t": delta_t, "every": every, "repeats": repeats,
             "median_s": med,
@@ -118,14 +120,15 @@ def bench_train(steps: int, repeats: int, delta_t: int, every: int) -> dict:
 
 
 def run(models=("small_cnn", "wide_resnet_22_2"), repeats: int = 15, block: int = 4, delta_t: int = 100,
-        every: int = 10, train_steps: int = 0) -> dict:
+        every: int = 10, train_steps: int = 0, clock_name: str = "cpu") -> dict:
     import numpy as np
     import torch
 
-    out = {"threads": torch.get_num_threads(), "torch": torch.__version__, "numpy": np.__version__, "goal": 1.03,
-           "steps": [bench_steps(m, repeats, block, delta_t, every) for m in models]}
+    clock = time.process_time if clock_name == "cpu" else time.perf_counter
+    out = {"clock": clock_name, "threads": torch.get_num_threads(), "torch": torch.__version__, "numpy": np.__version__, "goal": 1.03,
+           "steps": [bench_steps(m, repeats, block, delta_t, every, clock=clock) for m in models]}
     if train_steps:
-        out["train"] = bench_train(train_steps, max(3, repeats // 5), delta_t, every)
+        out["train"] = bench_train(train_steps, max(3, repeats // 5), delta_t, every, clock=clock)
     return out
 
 
@@ -138,17 +141,19 @@ def main(argv=None) -> int:
     p.add_argument("--every", type=int, default=10, help="operand_every of the amortised figure (default 10)")
     p.add_argument("--train-steps", type=int, default=0, help="also time whole small_cnn runs of N steps")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="process CPU time (default) or wall time")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
-    res = run(a.models, a.repeats, a.block, a.delta_t, a.every, a.train_steps)
+    res = run(a.models, a.repeats, a.block, a.delta_t, a.every, a.train_steps, a.clock)
     if a.json:
         print(json.dumps(res))
         return 0
-    print(f"operand recording, {res['threads']} threads, torch {res['torch']}; goal on/off <= {res['goal']}")
+    print(f"operand recording, {res['threads']} threads, {res['clock']} time, torch {res['torch']}; "
+          f"goal: amortised <= {res['goal']}")
     for r in res["steps"]:
         m = r["median_s"]
         print(f"{r['model']} batch {r['batch']}, {r['repeats']} interleaved repeats of {r['block']} steps:")
