@@ -170,3 +170,17 @@ def test_resume_may_change_operand_interval_but_not_the_bitmap_size(tmp_path):
     assert op.steps.tolist() == sorted({*range(0, 17, 2), *range(20, 40, 5), 9, 17, 25})   # 9, 17, 25: snapshots
     assert op.bitmap_steps.tolist() == [0, 9, 17, 25] and op.samples == 3
     assert op.bitmap(3, "fc1", "input").shape == (3, 64)
+
+
+def test_train_cli_operand_options(tmp_path, capsys):
+    from rigl_hw.cli import main
+
+    base = ["train", "--model", "mlp", "--steps", "6", "--delta-t", "3", "--batch-size", "8", "--no-progress"]
+    assert main(base + ["--operand-every", "-2", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rigl-hw: error: operand_every") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+    assert main(base + ["--operand-every", "2", "--operand-samples", "5", "--out", str(tmp_path / "ok")]) == 0
+    op = read_trace(tmp_path / "ok" / "trace").operands
+    assert op.steps.tolist() == [0, 2, 4] and op.bitmap_steps.tolist() == [0, 4]   # one update, at step 3
+    assert op.bitmap(1, "fc2", "grad").shape == (5, 64)
