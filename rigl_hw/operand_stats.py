@@ -46,7 +46,8 @@ class OperandRecorder:
             shapes = operand_shapes(s, self.samples)
             if shapes is None:
                 continue
-            self._watch.append((i, model.get_submodule(s.name), shapes))
+            module = model.get_submodule(s.name)
+            self._watch.append((module, self._forward_hook(i, shapes, self._grad_hook(i, shapes[1]))))
         self._handles: list = []
         self._active = False
 
@@ -60,8 +61,7 @@ class OperandRecorder:
         self._where: list[int] = []                          # operand * n_layers + layer, per entry of _counts
         self._numel = [0] * (len(OPERANDS) * self.n_layers)
         self._bits: dict[tuple[int, int], torch.Tensor] = {}
-        for i, module, shapes in self._watch:
-            self._handles.append(module.register_forward_hook(self._forward_hook(i, shapes)))
+        self._handles = [module.register_forward_hook(hook) for module, hook in self._watch]
 
     def stop(self) -> OperandStep:
         """Remove the hooks and return what the step recorded (host numpy/int values)."""
@@ -91,12 +91,12 @@ class OperandRecorder:
                 and tuple(t.shape[1:]) == shape[1:] and t.shape[0] >= shape[0]:
             self._bits[(i, k)] = t.detach()[: shape[0]] != 0
 
-    def _forward_hook(self, i: int, shapes: tuple[tuple[int, ...], tuple[int, ...]]):
+    def _forward_hook(self, i: int, shapes: tuple[tuple[int, ...], tuple[int, ...]], grad_hook):
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
             if inputs and isinstance(inputs[0], torch.Tensor):
                 self._observe(i, 0, inputs[0], shapes[0])
             if isinstance(output, torch.Tensor) and output.requires_grad:
-                output.register_hook(self._grad_hook(i, shapes[1]))
+                output.register_hook(grad_hook)
         return hook
 
     def _grad_hook(self, i: int, shape: tuple[int, ...]):

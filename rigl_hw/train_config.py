@@ -61,8 +61,9 @@ class TrainConfig:
     num_threads: int | None = None      # torch.set_num_threads for the run (None: leave as is)
     eval_max_samples: int = 0           # evaluate on the first N test samples (0: all)
     corpus_bytes: int = DEFAULT_CORPUS_BYTES  # cap of the byte-level corpus
-    operand_every: int = 10             # log operand (activation, gradient) nonzeros every N steps; 0 = off
-                                        # (every step costs ~5% on a CPU WRN-22-2: studies/bench/operand_recording.py)
+    operand_every: int = 20             # log operand (activation, gradient) nonzeros every N steps; 0 = off
+                                        # (one logged step costs ~1.1-1.2x a plain one on the CPU, so every
+                                        # step would cost 10-20%: studies/bench/operand_recording.py)
     operand_samples: int = 2            # samples of the batch in each operand bitmap (one per mask snapshot)
 
     def __post_init__(self) -> None:

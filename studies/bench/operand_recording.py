@@ -7,7 +7,7 @@ through `rigl_hw.train.train_step` and the trainer's own recorder and trace writ
            layer, plus TraceWriter.add_operands (operand_every=1: every step is a logged step)
   bitmap   one step that also samples the bitmaps (once per mask snapshot, i.e. once per ΔT steps)
 Ratios are of per-step medians: on / off (the cost of one logged step), and the trainer's amortised cost
-with operands logged every k steps (`--every`, the trainer's default operand_every=10) and one bitmap
+with operands logged every k steps (`--every`, the trainer's default operand_every=20) and one bitmap
 step per ΔT: (t_bitmap + (ΔT/k - 1) t_on + (ΔT - ΔT/k) t_off) / (ΔT t_off), goal <= 1.03; also the same
 with k = 1. The block order rotates every repeat. Times are this process's CPU time (time.process_time,
 `--clock cpu`, the default: on a shared machine wall time measures the neighbours; run with `--threads 1`
@@ -15,7 +15,7 @@ so CPU time is the work done) or wall time (`--clock wall`).
 `--train-steps N` also times whole `rigl_hw.train.train` runs of small_cnn on digits (operand_every k vs 0,
 alternating, median of the repeats): that includes writing the trace with its bitmaps.
 
-Run: .venv/bin/python studies/bench/operand_recording.py [--repeats 15] [--block 4] [--delta-t 100] [--every 10]
+Run: .venv/bin/python studies/bench/operand_recording.py [--repeats 15] [--block 4] [--delta-t 100] [--every 20]
      [--models small_cnn wide_resnet_22_2] [--train-steps 0] [--threads N] [--clock cpu|wall] [--json]
 """
 
@@ -59,7 +59,7 @@ def _setup(model_name: str, batch: int, sparsity: float, delta_t: int, samples: 
     return model, method, masking, opt, x, y, OperandRecorder(model, specs, samples), writer
 
 
-def bench_steps(model_name: str, repeats: int, block: int, delta_t: int, every: int = 10, batch: int = 32,
+def bench_steps(model_name: str, repeats: int, block: int, delta_t: int, every: int = 20, batch: int = 32,
                 sparsity: float = 0.9, samples: int = 2, clock=time.process_time) -> dict:
     import torch.nn.functional as F
 
@@ -120,7 +120,7 @@ def bench_train(steps: int, repeats: int, delta_t: int, every: int, clock=time.p
 
 
 def run(models=("small_cnn", "wide_resnet_22_2"), repeats: int = 15, block: int = 4, delta_t: int = 100,
-        every: int = 10, train_steps: int = 0, clock_name: str = "cpu") -> dict:
+        every: int = 20, train_steps: int = 0, clock_name: str = "cpu") -> dict:
     import numpy as np
     import torch
 
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--block", type=int, default=4, help="steps per timed block")
     p.add_argument("--delta-t", type=int, default=100)
-    p.add_argument("--every", type=int, default=10, help="operand_every of the amortised figure (default 10)")
+    p.add_argument("--every", type=int, default=20, help="operand_every of the amortised figure (default 20)")
     p.add_argument("--train-steps", type=int, default=0, help="also time whole small_cnn runs of N steps")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="process CPU time (default) or wall time")
