@@ -225,7 +225,10 @@ class OperandData:
         return int(layer)
 
     def _synthetic_bitmap(self, snapshot: int, i: int, op: str, shape: tuple[int, ...]) -> np.ndarray | None:
-        d = self.mean_density(op)[i]
+        cache = self.__dict__.setdefault("_mean_cache", {})
+        if op not in cache:
+            cache[op] = self.mean_density(op)
+        d = cache[op][i]
         if not np.isfinite(d):
             return None
         size = int(math.prod(shape))
