@@ -86,6 +86,13 @@ def _add_trace(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--batch", type=_positive_int, required=True)
     s.add_argument("--method", default="rigl", help="rigl | set | snfs | static")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--input-density", type=_float, default=None,
+                   help="density in [0, 1] of every conv/linear layer's input activations (trace format v2 "
+                        "operand sparsity; default: not recorded)")
+    s.add_argument("--grad-density", type=_float, default=None,
+                   help="density in [0, 1] of every conv/linear layer's output gradients (default: not recorded)")
+    s.add_argument("--operand-samples", type=_positive_int, default=2,
+                   help="samples per synthetic operand bitmap (default 2)")
     s.add_argument("--out", required=True, help="output trace directory")
     s.set_defaults(func=_run_trace_synth)
 
@@ -95,7 +102,8 @@ def _run_trace_synth(args: argparse.Namespace) -> int:
 
     out = write_synthetic_trace(args.out, args.model, args.distribution, args.sparsity, args.steps, args.delta_t,
                                 args.alpha, args.t_end, args.batch, decay=args.decay, seed=args.seed,
-                                width=args.width, method=args.method)
+                                width=args.width, method=args.method, input_density=args.input_density,
+                                grad_density=args.grad_density, operand_samples=args.operand_samples)
     print(f"wrote synthetic trace {out}", file=sys.stderr)
     return 0
 

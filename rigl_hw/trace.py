@@ -12,6 +12,10 @@ A trace is a directory:
                changed_idx_<u> int64          flat indices whose mask bit flipped (XOR), layers concatenated
                changed_ptr_<u> int64 (L+1,)   offsets of each layer's indices in changed_idx_<u>
   steps.csv    step, loss, lr, is_update  (one row per logged step)
+Format version 2 adds operand sparsity (input activations and output gradients of every conv and linear
+layer): per counted step the nonzero counts, and per mask snapshot sampled bit-packed bitmaps; the fields
+are described in rigl_hw.trace_operands and exposed as `Trace.operands` (numpy arrays). Version-1 traces
+still read (their `operands` is empty). The writer always writes version 2.
 Synthetic traces store no changed indices: their positions are random and are regenerated on read,
 deterministically from `synthetic_seed` (see `_ReplayState.synthetic_update`), with exactly the stored counts.
 
@@ -36,7 +40,8 @@ import numpy as np
 from .atomic import atomic_write_bytes
 from .layers import LayerSpec, specs_from_json, specs_to_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MASK_KINDS = ("real", "synthetic")
 
 
@@ -75,6 +80,9 @@ class TraceWriter:
         self._grown: list[list[int]] = []
         self._changed: list[tuple[np.ndarray, np.ndarray]] = []
         self._log: list[tuple[int, float, float, int]] = []
+        from .trace_operands import OperandLog
+
+        self.operands = OperandLog(len(self.specs))
 
     def add_update(self, step: int, masks: Mapping[str, np.ndarray]) -> None:
         """Record the masks after the update at `step` (every layer; unchanged layers may be omitted)."""
@@ -98,6 +106,34 @@ class TraceWriter:
     def log_step(self, step: int, loss: float, lr: float, is_update: bool) -> None:
         self._log.append((int(step), float(loss), float(lr), int(bool(is_update))))
 
+    # --- operand sparsity (format version 2; fields in rigl_hw.trace_operands) -------------------
+    def set_operand_recording(self, samples: int, every: int) -> None:
+        """Declare that operands are recorded: bitmaps of `samples` samples, counts every `every` steps."""
+        if samples <= 0 or every <= 0:
+            raise TraceError(f"operand recording needs samples > 0 and every > 0, got {samples}, {every}")
+        self.operands.samples, self.operands.every = int(samples), int(every)
+
+    def add_operands(self, step: int, counts: Mapping[str, Sequence[int]]) -> None:
+        """Record the operand counts of `step`: input_nnz, input_numel, grad_nnz, grad_numel per layer."""
+        self.operands.add_counts(step, counts)
+
+    def operand_snapshot_start(self) -> tuple[int, int]:
+        """(index, first step) of the mask snapshot in progress: the masks after the last update."""
+        return len(self._steps), (self._steps[-1] + 1 if self._steps else 0)
+
+    def wants_operand_bitmaps(self, step: int) -> bool:
+        """Whether `step` is the first step of a mask snapshot that has no sampled bitmaps yet."""
+        u, first = self.operand_snapshot_start()
+        return self.operands.enabled and step == first and u not in self.operands.bitmaps
+
+    def add_operand_bitmaps(self, step: int, packed: Mapping[str, Sequence[np.ndarray]]) -> None:
+        """Sampled bitmaps of `step` for the snapshot in progress: {"input": [packed per layer], "grad": [...]}
+        (an empty array for a layer not recorded)."""
+        for op, parts in packed.items():
+            if len(parts) != len(self.specs):
+                raise TraceError(f"{op} bitmaps given for {len(parts)} layers, the trace has {len(self.specs)}")
+        self.operands.add_bitmaps(self.operand_snapshot_start()[0], step, packed)
+
     def close(self) -> Path:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {f"init_{i}": self._init[s.name] for i, s in enumerate(self.specs)}
@@ -108,7 +144,9 @@ class TraceWriter:
         for u, (idx, ptr) in enumerate(self._changed):
             arrays[f"changed_idx_{u}"] = idx
             arrays[f"changed_ptr_{u}"] = ptr
-        write_trace_files(self.out_dir, self.specs, {**self.meta, "masks": "real"}, arrays, self._log)
+        arrays.update(self.operands.arrays(len(self._steps)))
+        write_trace_files(self.out_dir, self.specs, {**self.meta, "masks": "real", "operands": self.operands.meta()},
+                          arrays, self._log)
         return self.out_dir
 
 
@@ -140,6 +178,11 @@ class Trace:
     grown: np.ndarray
     _npz: Any = field(repr=False)
     _init: list[np.ndarray] = field(repr=False)
+    operands: Any = field(default=None, repr=False)   # trace_operands.OperandData (empty for version 1)
+
+    @property
+    def format_version(self) -> int:
+        return int(self.meta["format_version"])
 
     @property
     def layer_names(self) -> list[str]:
@@ -248,8 +291,9 @@ def read_trace(path: str | os.PathLike) -> Trace:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise TraceError(f"{meta_file} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); the trace is corrupt")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise TraceError(f"unsupported trace format version {version!r} in {meta_file}; this rigl-hw reads version {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise TraceError(f"unsupported trace format version {version!r} in {meta_file}; this rigl-hw reads "
+                         f"versions {', '.join(map(str, READABLE_VERSIONS))}")
     for key in ("layers", "batch_size", "total_steps", "masks"):
         if key not in meta:
             raise TraceError(f"{meta_file} lacks the field {key!r}; the trace is corrupt")
@@ -283,4 +327,18 @@ def read_trace(path: str | os.PathLike) -> Trace:
             raise TraceError(f"real trace lacks the changed indices of updates {missing[:5]}: it is corrupt")
     elif "synthetic_seed" not in meta:
         raise TraceError("synthetic trace lacks synthetic_seed")
-    return Trace(p, meta, specs, steps, dropped, grown, npz, init)
+    return Trace(p, meta, specs, steps, dropped, grown, npz, init, _read_operands(p, specs, meta, npz, names, U))
+
+
+def _read_operands(p: Path, specs: Sequence[LayerSpec], meta: Mapping[str, Any], npz: Any, names: set[str], U: int):
+    """The trace's operand sparsity (empty for version 1); a bad version-2 field is a one-line TraceError."""
+    from .trace_operands import OperandData, OperandFormatError, read_operands
+
+    if meta["format_version"] < 2:
+        return OperandData.empty(specs, U)
+    try:
+        return read_operands(specs, meta, npz, names, U, int(meta["total_steps"]))
+    except OperandFormatError as e:
+        raise TraceError(f"{p}: {e}") from None
+    except (ValueError, OSError) as e:
+        raise TraceError(f"{p / 'masks.npz'} is corrupt or incomplete ({e})") from None

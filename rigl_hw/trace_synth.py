@@ -3,6 +3,9 @@
 Same structure as a recorded trace: exact nonzeros per layer from the distribution, drop/grow counts
 per update following the update schedule (k = floor(f(t) · nnz_l)), random positions, marked
 "synthetic". Positions are regenerated on read from `synthetic_seed` (rigl_hw.trace).
+Operand sparsity (format version 2): with `input_density` and/or `grad_density`, every step counts those
+densities in every conv and linear layer, and every snapshot has synthetic bitmaps regenerated on read
+(rigl_hw.trace_operands); without them the trace carries empty operand fields.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 from .distributions import random_masks
 from .schedules import UpdateSchedule, changed_per_update
 from .trace import pack_mask, write_trace_files
+from .trace_operands import OperandFormatError, check_density, synthetic_operand_arrays
 from .zoo import model_allocation
 
 SYNTH_METHODS = ("rigl", "set", "snfs", "static")
@@ -21,8 +25,17 @@ SYNTH_METHODS = ("rigl", "set", "snfs", "static")
 
 def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sparsity: float, steps: int,
                           delta_t: int, alpha: float, t_end: int, batch: int, decay: str = "cosine",
-                          seed: int = 0, width: float = 1.0, method: str = "rigl") -> Path:
-    """Write a synthetic trace directory and return its path (see module docstring)."""
+                          seed: int = 0, width: float = 1.0, method: str = "rigl",
+                          input_density: float | None = None, grad_density: float | None = None,
+                          operand_samples: int = 2) -> Path:
+    """Write a synthetic trace directory and return its path (see module docstring).
+
+    input_density / grad_density: density in [0, 1] of every conv and linear layer's input activations /
+    output gradients (None: not recorded); operand_samples: samples per synthetic bitmap."""
+    check_density("--input-density", input_density)
+    check_density("--grad-density", grad_density)
+    if operand_samples <= 0:
+        raise OperandFormatError(f"--operand-samples must be positive, got {operand_samples}")
     if method not in SYNTH_METHODS:
         raise ValueError(f"synthetic traces support methods {SYNTH_METHODS}, got {method!r}")
     if steps <= 0 or batch <= 0:
@@ -44,6 +57,9 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
         counts = np.minimum(counts, free[None, :])
     arrays = {f"init_{i}": pack_mask(init[s.name]) for i, s in enumerate(specs)}
     arrays.update(update_steps=upd, dropped=counts, grown=counts.copy())
+    op_arrays, op_meta = synthetic_operand_arrays(specs, steps, int(upd.size), upd, batch, input_density,
+                                                  grad_density, operand_samples, seed)
+    arrays.update(op_arrays)
     is_upd = np.zeros(steps, dtype=np.int64)
     is_upd[upd] = 1
     log = [(t, float("nan"), float("nan"), int(is_upd[t])) for t in range(steps)]
@@ -52,7 +68,7 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
         "hparams": {"distribution": distribution, "sparsity": sparsity, "delta_t": delta_t, "alpha": alpha,
                     "t_end": t_end, "decay": decay},
         "dense_weight_grad_every_step": method == "snfs",
-        "seed": seed, "masks": "synthetic", "synthetic_seed": seed,
+        "seed": seed, "masks": "synthetic", "synthetic_seed": seed, "operands": op_meta,
     }
     out = Path(out_dir)
     write_trace_files(out, specs, meta, arrays, log)

@@ -10,6 +10,9 @@ One step (the masking.py lifecycle): forward, loss, backward (dense gradient); a
 method.update(...) and the trace records the new masks; mask_grads_() unless the method trains on dense
 gradients (SNFS); gradient clipping; optimizer.step(); apply_masks_(). A non-finite loss skips the
 optimizer step with a warning (update steps still run the method, which leaves such layers unchanged).
+Operand sparsity (trace format v2): every `operand_every` steps, and at the first step of every mask
+snapshot (sampled bitmaps), rigl_hw.operand_stats hooks that one step to count the nonzeros of every
+conv/linear layer's input activations and output gradients; other steps carry no hooks.
 
 Resume (`train(config, resume=True)`) restores model, masks, optimizer, method, RNG and data-stream
 state from checkpoint.pt and rebuilds the trace writer from trace/ (replaying its updates), so the run
@@ -42,7 +45,8 @@ from .train_config import TrainConfig, TrainConfigError, make_optimizer, method_
 from .train_files import METRIC_FIELDS, MetricsCSV, rebuild_trace_writer, trace_meta  # noqa: F401 (re-exported)
 
 # Settings that may differ when resuming (they do not change what is computed).
-RESUME_MUTABLE = ("progress", "eval_every", "checkpoint_every", "num_threads", "out", "eval_max_samples")
+RESUME_MUTABLE = ("progress", "eval_every", "checkpoint_every", "num_threads", "out", "eval_max_samples",
+                  "operand_every", "operand_samples")   # operand recording only changes what the trace holds
 
 
 @dataclass
@@ -271,6 +275,7 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
         writer = (rebuild_trace_writer(run_dir / "trace", specs, meta, start, current_masks) if ckpt is not None
                   else TraceWriter(run_dir / "trace", specs, current_masks, meta))
         metrics = MetricsCSV(run_dir / "metrics.csv", start)
+    recorder = _operand_recorder(config, model, specs, writer, world)
     net = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -308,8 +313,17 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
                 for g in optimizer.param_groups:
                     g["lr"] = lr
                 x, y = stream.next()
-                loss, is_update, skip = train_step(net, loss_fn, x, y, optimizer, method, masking, step,
-                                                   config.grad_clip, dist)
+                counting, operands = _start_operands(recorder, writer, step, config.operand_every), None
+                try:
+                    loss, is_update, skip = train_step(net, loss_fn, x, y, optimizer, method, masking, step,
+                                                       config.grad_clip, dist)
+                finally:
+                    if counting:
+                        operands = recorder.stop()
+                if operands is not None:   # before add_update: bitmaps belong to the snapshot this step used
+                    writer.add_operands(step, operands.counts)
+                    if operands.packed is not None:
+                        writer.add_operand_bitmaps(step, operands.packed)
                 if is_update and dist is not None:
                     _check_ranks_agree(dist, masking, step)
                 if writer is not None:
@@ -349,6 +363,31 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
                        else masking.nonzeros(),
                        masks=masking.masks_numpy() if masking is not None else {},
                        seconds=time.perf_counter() - t0, rank=rank)
+
+
+def _operand_recorder(config, model, specs, writer, world):
+    """The operand-sparsity recorder of rank 0 (None when off or on other ranks); declares it to the trace."""
+    if writer is None or not config.operand_every:
+        return None
+    from .operand_stats import OperandRecorder
+
+    samples = min(config.operand_samples, config.batch_size // world)
+    if writer.operands.bitmaps:       # resumed: a trace keeps one bitmap size (the one it started with)
+        samples = writer.operands.samples
+    recorder = OperandRecorder(model, specs, samples)
+    writer.set_operand_recording(recorder.samples, config.operand_every)
+    return recorder
+
+
+def _start_operands(recorder, writer, step: int, every: int) -> bool:
+    """Hook the coming step if it is counted (every `every` steps) or opens a mask snapshot (bitmaps)."""
+    if recorder is None:
+        return False
+    bitmaps = writer.wants_operand_bitmaps(step)
+    if not (bitmaps or step % every == 0):
+        return False
+    recorder.start(bitmaps)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,8 @@ _OPTIONS: tuple[tuple[str, str, type, str], ...] = (
     ("--grow-chunk-elements", "grow_chunk_elements", int, "chunked top-k with chunks of M entries"),
     ("--num-threads", "num_threads", int, "torch CPU threads"),
     ("--eval-max-samples", "eval_max_samples", int, "evaluate on the first N test samples (default all)"),
+    ("--operand-every", "operand_every", int, "log activation/gradient nonzeros every N steps, 0 = off (default 20)"),
+    ("--operand-samples", "operand_samples", int, "samples per operand bitmap, one per mask snapshot (default 2)"),
 )
 
 

@@ -61,6 +61,10 @@ class TrainConfig:
     num_threads: int | None = None      # torch.set_num_threads for the run (None: leave as is)
     eval_max_samples: int = 0           # evaluate on the first N test samples (0: all)
     corpus_bytes: int = DEFAULT_CORPUS_BYTES  # cap of the byte-level corpus
+    operand_every: int = 20             # log operand (activation, gradient) nonzeros every N steps; 0 = off
+                                        # (one logged step costs ~1.1-1.2x a plain one on the CPU, so every
+                                        # step would cost 10-20%: studies/bench/operand_recording.py)
+    operand_samples: int = 2            # samples of the batch in each operand bitmap (one per mask snapshot)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -141,6 +145,12 @@ class TrainConfig:
             bad(f"grow_chunk_elements must be positive, got {self.grow_chunk_elements}")
         if self.num_threads is not None and self.num_threads <= 0:
             bad(f"num_threads must be positive, got {self.num_threads}")
+        for name in ("operand_every", "operand_samples"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                bad(f"{name} must be an integer >= 0, got {v!r}")
+        if self.operand_samples == 0:
+            bad("operand_samples must be >= 1 (turn operand recording off with operand_every=0)")
 
 
 def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:

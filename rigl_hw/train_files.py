@@ -75,6 +75,9 @@ def rebuild_trace_writer(trace_dir: Path, specs, meta, start: int, current: Mapp
     if any(not np.array_equal(last[n].reshape(-1), np.asarray(current[n]).reshape(-1)) for n in current):
         raise CheckpointError(f"cannot resume: {trace_dir} and {CHECKPOINT_FILE} disagree on the masks; "
                               "start a new run directory")
+    from .trace_operands import log_from_data
+
+    writer.operands = log_from_data(tr.operands, start, len(writer._steps) + 1)   # operand records before start
     with (trace_dir / "steps.csv").open(newline="") as f:
         for r in csv.DictReader(f):
             if int(r["step"]) < start:
