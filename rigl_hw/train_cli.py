@@ -101,13 +101,17 @@ def run_train(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry (`python -m rigl_hw.train`): same options, same one-line errors, exit 2."""
-    parser = argparse.ArgumentParser(prog="python -m rigl_hw.train",
-                                     description="Sparse training (RigL and baselines); see `rigl-hw train`.")
+    from .cli import Parser, run_guarded
+
+    parser = Parser(prog="python -m rigl_hw.train",
+                    description="Sparse training (RigL and baselines); see `rigl-hw train`.")
     add_train_arguments(parser)
     parser.set_defaults(func=run_train)
-    from .cli import run_guarded
-
-    return run_guarded(parser.parse_args(argv))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    return run_guarded(args)
 
 
 if __name__ == "__main__":
