@@ -13,7 +13,7 @@ import numpy as np
 
 from .distributions import random_masks
 from .schedules import UpdateSchedule, changed_per_update
-from .trace import pack_mask, write_trace_files
+from .trace import TraceError, pack_mask, write_trace_dir
 from .zoo import model_allocation
 
 SYNTH_METHODS = ("rigl", "set", "snfs", "static")
@@ -24,9 +24,10 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
                           seed: int = 0, width: float = 1.0, method: str = "rigl") -> Path:
     """Write a synthetic trace directory and return its path (see module docstring)."""
     if method not in SYNTH_METHODS:
-        raise ValueError(f"synthetic traces support methods {SYNTH_METHODS}, got {method!r}")
+        raise TraceError(f"--method {method!r}: synthetic traces support methods {', '.join(SYNTH_METHODS)}; "
+                         "record other methods with `rigl-hw train`")
     if steps <= 0 or batch <= 0:
-        raise ValueError(f"--steps and --batch must be positive, got {steps} and {batch}")
+        raise TraceError(f"--steps and --batch must be positive, got {steps} and {batch}")
     sched = UpdateSchedule(delta_t=delta_t, t_end=t_end, alpha=alpha, decay=decay).validate(total_steps=steps)
     specs, alloc = model_allocation(model, distribution, sparsity, width=width)
     shapes = {s.name: s.weight_shape for s in specs}
@@ -54,6 +55,4 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
         "dense_weight_grad_every_step": method == "snfs",
         "seed": seed, "masks": "synthetic", "synthetic_seed": seed,
     }
-    out = Path(out_dir)
-    write_trace_files(out, specs, meta, arrays, log)
-    return out
+    return write_trace_dir(Path(out_dir), specs, meta, arrays, log)   # whole or not at all
