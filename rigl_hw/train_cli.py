@@ -85,8 +85,19 @@ def run_train(args: argparse.Namespace) -> int:
     """Run `rigl-hw train`; 0 when done, 130 when interrupted (a checkpoint was written)."""
     from .train import train
 
+    import warnings
+
     config, resume = config_from_args(args)
-    result = train(config, resume=resume)
+    with warnings.catch_warnings(record=True) as caught:   # shown once, summarised, after a run that finished
+        warnings.simplefilter("always")
+        result = train(config, resume=resume)
+    seen: set[str] = set()
+    for w in caught:
+        key = str(w.message).split(" at step ")[0]
+        if key not in seen and len(seen) < 3:
+            seen.add(key)
+            n = sum(str(c.message).startswith(key) for c in caught)
+            print(f"rigl-hw: warning: {w.message}{f' ({n} times)' if n > 1 else ''}", file=sys.stderr)
     if result.rank != 0:            # under DDP rank 0 reports for all
         return EXIT_INTERRUPTED if result.interrupted else 0
     if result.interrupted:
