@@ -292,6 +292,10 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
 def _run_study(args: argparse.Namespace) -> int:
     if args.name not in STUDY_NAMES:
         raise CliError(f"unknown study {args.name!r}; choose one of {', '.join(STUDY_NAMES)}")
+    from studies.sweep import check_scheduler, check_workers
+
+    check_workers(args.workers)          # before anything starts: a bad count or address never hangs
+    check_scheduler(args.scheduler)
     from studies.index import run_study
 
     path = run_study(args.name, args.out, scheduler=args.scheduler, n_workers=args.workers, quick=args.quick,

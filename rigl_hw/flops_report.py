@@ -50,8 +50,10 @@ def flops_report(model: str, distribution: str, sparsity: float, width: float = 
         "inference_flops": {"dense": f_d, "sparse": f_s, "ratio": f_s / f_d},
     }
     if method is not None:
-        n_steps = steps or IMAGENET_STEPS
-        n_batch = batch or IMAGENET_BATCH
+        n_steps = IMAGENET_STEPS if steps is None else steps
+        n_batch = IMAGENET_BATCH if batch is None else batch
+        if n_steps <= 0 or n_batch <= 0:
+            raise FlopsError(f"--steps and --batch must be positive, got {n_steps} and {n_batch}")
         f_method = f_s
         extra: dict[str, Any] = {}
         if method == "small_dense":

@@ -17,6 +17,8 @@ from .trace import TraceError, pack_mask, write_trace_dir
 from .zoo import model_allocation
 
 SYNTH_METHODS = ("rigl", "set", "snfs", "static")
+MAX_SYNTH_PARAMS = 2**32      # weights of one synthetic trace (its bit-packed masks take 512 MiB)
+MAX_SYNTH_STEPS = 10**7       # steps of one synthetic trace (steps.csv has one row per step)
 
 
 def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sparsity: float, steps: int,
@@ -28,8 +30,13 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
                          "record other methods with `rigl-hw train`")
     if steps <= 0 or batch <= 0:
         raise TraceError(f"--steps and --batch must be positive, got {steps} and {batch}")
+    if steps > MAX_SYNTH_STEPS:
+        raise TraceError(f"--steps {steps} exceeds the limit {MAX_SYNTH_STEPS:g} of a synthetic trace")
     sched = UpdateSchedule(delta_t=delta_t, t_end=t_end, alpha=alpha, decay=decay).validate(total_steps=steps)
     specs, alloc = model_allocation(model, distribution, sparsity, width=width)
+    if sum(s.n_params for s in specs) > MAX_SYNTH_PARAMS:
+        raise TraceError(f"{model} at width {width:g} has {sum(s.n_params for s in specs):.3g} weights, over the "
+                         f"limit {MAX_SYNTH_PARAMS:.3g} of a synthetic trace; use a smaller --width")
     shapes = {s.name: s.weight_shape for s in specs}
     rng = np.random.default_rng(seed)
     init = random_masks(alloc, shapes, rng)
