@@ -45,7 +45,10 @@ def run_export(args: argparse.Namespace) -> int:
 
     from .onnx_export import SPARSE_MAX_DENSITY, SPARSE_MIN_ELEMENTS, export_onnx
 
-    refuse_self_overwrite({"--out": args.out}, [args.checkpoint])
+    from pathlib import Path
+
+    ckpt = Path(args.checkpoint)
+    refuse_self_overwrite({"--out": args.out}, [ckpt / "checkpoint.pt" if ckpt.is_dir() else ckpt])
     # an ExportError (or any expected failure) reaches the CLI's one error path (rigl_hw.cli.run_guarded)
     report = export_onnx(
         args.checkpoint, args.out, format=args.format, opset=args.opset,

@@ -47,6 +47,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = TEMP_SUFFIX) -> Iterator[
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
+    except OSError as e:      # name the file the user asked for, not the temp file
+        if e.filename in (name, str(tmp)) or e.filename2 in (name, str(tmp)):
+            raise type(e)(e.errno, e.strerror, str(target)) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

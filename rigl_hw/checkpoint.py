@@ -150,8 +150,12 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
     doc = to_plain({"format": FORMAT, "version": VERSION, **payload})
     doc[CHECKSUM_KEY] = content_checksum(doc)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import io
+
+    buf = io.BytesIO()           # serialise in memory: a full disk is then a plain OSError of the write below
+    torch.save(doc, buf)
     with atomic_path(path) as tmp, tmp.open("wb") as f:
-        torch.save(doc, f)
+        f.write(buf.getbuffer())
         f.flush()
         os.fsync(f.fileno())
     return path

@@ -13,7 +13,8 @@ optimizer step with a warning (update steps still run the method, which leaves s
 
 Divergence: after `MAX_CONSECUTIVE_SKIPS` (10) non-finite steps in a row, or when the weights are not
 finite at a checkpoint, the run stops with `TrainingDiverged` (one line, exit 2) and writes nothing:
-the last good checkpoint, metrics.csv and trace stay as they were.
+the last good checkpoint, metrics.csv and trace stay as they were. A periodic checkpoint that falls
+on a non-finite step waits for the next finite one, so no checkpoint is taken mid-divergence.
 
 Files: a new run is built in a temp directory next to RUN_DIR (`.RUN_DIR.<pid>.<random>.tmp`) that is
 renamed to RUN_DIR at its first checkpoint, so RUN_DIR is a complete run or absent; a failure before
@@ -347,6 +348,7 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
     bar = tqdm(total=total, initial=start, disable=not (config.progress and rank == 0 and sys.stderr.isatty()),
                file=sys.stderr, dynamic_ncols=True, desc=f"{config.method} {config.model}")
     step = start
+    due = False                              # a periodic checkpoint is due (held while steps are non-finite)
     try:
         with _Interrupt() as intr:
             while step < total:
@@ -380,6 +382,9 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
                 if on_step is not None:
                     on_step(step)
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total:
+                    due = True
+                if due and streak == 0 and step < total:   # never checkpoint in the middle of non-finite steps
+                    due = False
                     intr.saving = True
                     save(step)
                     intr.saving = False

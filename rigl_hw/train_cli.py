@@ -87,7 +87,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     import warnings
 
+    from .atomic import refuse_self_overwrite
+
     config, resume = config_from_args(args)
+    refuse_self_overwrite({"--out": config.out}, [config.data_dir], directories=True)
     with warnings.catch_warnings(record=True) as caught:   # shown once, summarised, after a run that finished
         warnings.simplefilter("always")
         result = train(config, resume=resume)
