@@ -92,6 +92,6 @@ def user_message(e: BaseException) -> str | None:
         return (f"an input text file is not valid UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8")
     if isinstance(e, OverflowError):
         return f"a number is too large to handle ({first_line(e, 160)}); use a smaller value"
-    if isinstance(e, MemoryError):
+    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e)):
         return "out of memory; use a smaller model, trace or batch, or raise the memory limit"
     return None

@@ -49,13 +49,14 @@ from .checkpoint import FILENAME as CHECKPOINT_FILE
 from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .atomic import make_temp_dir, publish_dir, remove_stale_temps
 from .data import BatchStream, Dataset, eval_batches, load_dataset
-from .errors import TrainingDiverged
+from .errors import ResourceLimitError, TrainingDiverged
 from .train_config import TrainConfig, TrainConfigError, make_optimizer, method_config  # noqa: F401 (re-exported)
 from .train_files import METRIC_FIELDS, MetricsCSV, rebuild_trace_writer, trace_meta  # noqa: F401 (re-exported)
 
 # Settings that may differ when resuming (they do not change what is computed).
 RESUME_MUTABLE = ("progress", "eval_every", "checkpoint_every", "num_threads", "out", "eval_max_samples")
 MAX_CONSECUTIVE_SKIPS = 10    # non-finite steps in a row after which a run counts as diverged
+MAX_TRAIN_WEIGHTS = 2**30     # sparsifiable weights of a model trained here (4 GiB of fp32 weights)
 RUN_FILES = {CHECKPOINT_FILE, "metrics.csv", "trace"}   # what a run directory holds
 
 
@@ -265,6 +266,13 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
 
         method = make_method(mcfg, config.model, model_specs(config.model, config.width, num_classes))
         width = float(method.width(num_classes))
+    from .zoo import MODEL_NAMES, model_specs
+
+    if config.model in MODEL_NAMES:      # size check on the meta device before any weight is allocated
+        n_weights = sum(s.n_params for s in model_specs(config.model, width, num_classes))
+        if n_weights > MAX_TRAIN_WEIGHTS:
+            raise ResourceLimitError(f"{config.model} at width {width:g} has {n_weights:.3g} weights, over the "
+                                     f"training limit {MAX_TRAIN_WEIGHTS:.3g}; use a smaller --width")
     torch.manual_seed(config.seed)
     model = build_model(config.model, width, num_classes)
     specs = trace_layer_specs(model, data.x_train[:2])

@@ -140,16 +140,18 @@ def test_long_name_temp_suffix_does_not_overflow(tmp_path, capsys, trace_dir):
     assert_clean_error(c, err, "File name too long")
 
 
-def test_rlimit_fsize_in_a_subprocess(tmp_path):
-    code = textwrap.dedent(f"""
-        import resource, sys
-        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
-        from rigl_hw.cli import main
-        sys.exit(main({[*SYNTH[:-2], "--batch", "8", "--model", "small_cnn", "--out", str(tmp_path / "t")]!r}))
-    """)
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert_clean_error(p.returncode, p.stderr, "File too large")
+def test_rlimit_fsize(tmp_path, capsys):
+    """A real file-size limit (RLIMIT_FSIZE; Python ignores SIGXFSZ, so writes past it fail with EFBIG)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    argv = [*SYNTH[:-2], "--batch", "8", "--steps", "400", "--out", str(tmp_path / "t")]   # steps.csv ~ 8 KB
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        c = main(argv)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert_clean_error(c, capsys.readouterr().err, "File too large")
     assert not (tmp_path / "t").exists() and temp_leftovers(tmp_path) == []
 
 
