@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
-from .errors import SelfOverwriteError
+from .errors import SelfOverwriteError, retarget
 
 TEMP_SUFFIX = ".tmp"
 _NAME_KEEP = 64     # bytes of the target's name kept in a temp name, so the temp name stays < 255 bytes
@@ -100,6 +100,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         publish_dir(tmp, path)
+    except OSError as e:        # name the files at the place the user asked for, not in the temp directory
+        err = retarget(e, tmp, path)
+        if err is e:
+            raise
+        raise err from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -13,6 +13,7 @@ Numpy-only, no heavy imports: the CLI imports this before anything else.
 from __future__ import annotations
 
 import errno
+import os
 import zipfile
 import zlib
 
@@ -41,7 +42,7 @@ class SelfOverwriteError(RiglHwError):
 # errno -> what to do about it
 _OS_FIXES = {
     errno.ENOSPC: "free disk space or write somewhere else",
-    errno.EROFS: "the file system is read-only: write to a writable directory",
+    errno.EROFS: "write to a writable directory",
     errno.EFBIG: "raise the file-size limit (ulimit -f) or write to another file system",
     errno.ENAMETOOLONG: "use a shorter name (at most 255 bytes per path component)",
     errno.EACCES: "check the permissions or choose another path",
@@ -54,6 +55,20 @@ _OS_FIXES = {
     errno.EIO: "check the device",
     errno.EMFILE: "raise the open-file limit (ulimit -n)",
 }
+
+
+def retarget(e: OSError, tmp: str | os.PathLike, target: str | os.PathLike) -> OSError:
+    """`e` with file names inside the temp path `tmp` shown at their final place under `target`."""
+    t, dst = os.fspath(tmp), os.fspath(target)
+
+    def fix(name):
+        if isinstance(name, str) and (name == t or name.startswith(t + os.sep)):
+            return dst + name[len(t):]
+        return name
+    f1, f2 = fix(e.filename), fix(e.filename2)
+    if (f1, f2) == (e.filename, e.filename2):
+        return e
+    return type(e)(e.errno, e.strerror, f1, None, f2) if f2 is not None else type(e)(e.errno, e.strerror, f1)
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

@@ -49,7 +49,7 @@ from .checkpoint import FILENAME as CHECKPOINT_FILE
 from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .atomic import make_temp_dir, publish_dir, remove_stale_temps
 from .data import BatchStream, Dataset, eval_batches, load_dataset
-from .errors import ResourceLimitError, TrainingDiverged
+from .errors import ResourceLimitError, TrainingDiverged, retarget
 from .train_config import TrainConfig, TrainConfigError, make_optimizer, method_config  # noqa: F401 (re-exported)
 from .train_files import METRIC_FIELDS, MetricsCSV, rebuild_trace_writer, trace_meta  # noqa: F401 (re-exported)
 
@@ -408,6 +408,11 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
                 save(step)
                 intr.saving = False
                 intr.after_save()
+    except OSError as e:                 # name files at their place in RUN_DIR, not in the temp directory
+        err = retarget(e, work["temp"], run_dir) if work["temp"] is not None else e
+        if err is e:
+            raise
+        raise err from None
     finally:
         bar.close()
         if metrics is not None:

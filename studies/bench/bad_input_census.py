@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-# (studies/bench/simulator.py must not shadow the simulator package)
+if __name__ == "__main__":   # run as a script: studies/bench/simulator.py must not shadow the simulator package
+    sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 # ------------------------------------------------------------------------------ the argument table
 BAD_NUMBERS = ["0", "-1", "-3", "nan", "inf", "-inf", "1e400", "1e30", "abc", "", " ", "1.5.2", "0x10",
