@@ -306,8 +306,7 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
     writer = metrics = None
     work = {"dir": run_dir, "temp": None}     # where files go now: a temp directory until the first checkpoint
     if rank == 0:
-        if not run_dir.parent.is_dir():
-            raise TrainConfigError(f"--out {run_dir}: its parent directory does not exist; create it first")
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(run_dir.parent)                     # leftovers of a killed run
         if ckpt is not None:
             for d in (run_dir, run_dir / "trace"):
