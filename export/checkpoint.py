@@ -161,9 +161,20 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     """
     from rigl_hw.models import build_model
 
+    from rigl_hw.checkpoint import CheckpointError, non_finite_tensors, verify_checksum
+
     path = Path(path)
     path, obj = _read_file(path)
     name, width, num_classes = _model_meta(path, obj)
+    try:
+        verify_checksum(path, obj)
+    except CheckpointError as exc:
+        raise ExportError(str(exc)) from None
+    bad = non_finite_tensors(obj["model_state"])
+    if bad:
+        raise _fail(path, f"holds non-finite weights (NaN/inf in {bad[0]}"
+                    f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): the run diverged",
+                    "export a checkpoint of a run whose loss stayed finite")
     try:
         model = build_model(name, width=width, num_classes=num_classes)
     except ValueError as exc:

@@ -2,7 +2,8 @@
 
 `rigl_hw/cli.py` calls `add_export_arguments(subparser)` and, when the subcommand runs,
 `run_export(args)`. Importing this module is cheap (torch and onnx load inside `run_export`).
-Exit codes: 0 written (and verified when asked), 2 any user error (one line on stderr, no .onnx left).
+Exit codes: 0 written (and verified when asked), 2 any user error (one line `rigl-hw: error: ...` on stderr,
+printed by the CLI's one error path; no .onnx left).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import json
 import sys
 
-from .errors import ExportError
+from .errors import ExportError  # noqa: F401 (the exporter's error type, re-exported)
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -40,19 +41,22 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def run_export(args: argparse.Namespace) -> int:
     """Run the export described by parsed `args`; return the process exit code."""
-    try:
-        from .onnx_export import SPARSE_MAX_DENSITY, SPARSE_MIN_ELEMENTS, export_onnx
+    from rigl_hw.atomic import refuse_self_overwrite
 
-        report = export_onnx(
-            args.checkpoint, args.out, format=args.format, opset=args.opset,
-            keep_batchnorm=args.keep_batchnorm, verify=args.verify,
-            sparse_min_elements=args.sparse_min_elements or SPARSE_MIN_ELEMENTS,
-            sparse_max_density=SPARSE_MAX_DENSITY if args.sparse_max_density is None else args.sparse_max_density,
-            abs_tol=args.abs_tol, rel_tol=args.rel_tol,
-        )
-    except ExportError as exc:
-        print(f"rigl-hw export: error: {exc}", file=sys.stderr)
-        return 2
+    from .onnx_export import SPARSE_MAX_DENSITY, SPARSE_MIN_ELEMENTS, export_onnx
+
+    from pathlib import Path
+
+    ckpt = Path(args.checkpoint)
+    refuse_self_overwrite({"--out": args.out}, [ckpt / "checkpoint.pt" if ckpt.is_dir() else ckpt])
+    # an ExportError (or any expected failure) reaches the CLI's one error path (rigl_hw.cli.run_guarded)
+    report = export_onnx(
+        args.checkpoint, args.out, format=args.format, opset=args.opset,
+        keep_batchnorm=args.keep_batchnorm, verify=args.verify,
+        sparse_min_elements=args.sparse_min_elements or SPARSE_MIN_ELEMENTS,
+        sparse_max_density=SPARSE_MAX_DENSITY if args.sparse_max_density is None else args.sparse_max_density,
+        abs_tol=args.abs_tol, rel_tol=args.rel_tol,
+    )
     if args.json:
         print(json.dumps(report.to_dict(), sort_keys=True))
     else:
@@ -62,8 +66,15 @@ def run_export(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (`python -m export.cli ...`), same behaviour as `rigl-hw export`."""
-    parser = add_export_arguments(argparse.ArgumentParser(prog="rigl-hw export", description=__doc__))
-    return run_export(parser.parse_args(argv))
+    from rigl_hw.cli import Parser, run_guarded
+
+    parser = add_export_arguments(Parser(prog="rigl-hw export", description=__doc__))
+    parser.set_defaults(func=run_export)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    return run_guarded(args)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ Contract (read by `export.checkpoint` and by `--resume`; loadable with torch.loa
      "step": int                              (steps completed = the next step to run),
      "optimizer": optimizer.state_dict(), "method": method.state_dict(), "schedule": {...},
      "rng": {"torch": ByteTensor, "numpy": {...}, "python": {...}, "data": data stream state},
-     "config": the run's TrainConfig as a dict of plain values}
+     "config": the run's TrainConfig as a dict of plain values,
+     "checksum": SHA-256 (hex) of everything else, see `content_checksum`}
+
+`load_checkpoint` verifies the checksum (files written before it existed still load), refuses a model
+name the zoo does not know and weights that are not finite (a diverged run cannot be resumed).
 
 Only tensors, numbers, str, bool, None, lists and dicts go in: `to_plain` converts numpy values and
 tuples, and refuses anything else before writing, naming the offending key. The file is written to a
@@ -17,6 +21,7 @@ temporary name in the same directory and renamed, so a crash never leaves a half
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -31,6 +36,9 @@ FORMAT = "rigl-hw-checkpoint"
 VERSION = 1
 FILENAME = "checkpoint.pt"
 REQUIRED_KEYS = ("model", "model_state", "step", "optimizer", "method", "schedule", "rng", "config")
+
+
+CHECKSUM_KEY = "checksum"
 
 
 class CheckpointError(ValueError):
@@ -60,6 +68,46 @@ def to_plain(obj: Any, where: str = "checkpoint") -> Any:
         return out
     raise CheckpointError(f"{where} holds a {type(obj).__name__}, which weights_only loading refuses; "
                           "store tensors, numbers, strings, lists or dicts")
+
+
+def _feed(h: "hashlib._Hash", obj: Any, where: str) -> None:
+    """Hash `obj` (plain types, as `to_plain` makes them) in a canonical order: dict keys sorted."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"{where}|T|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, Mapping):
+        h.update(f"{where}|D|{len(obj)}|".encode())
+        for k in sorted(obj, key=lambda k: (str(type(k)), str(k))):
+            _feed(h, obj[k], f"{where}/{k!r}")
+    elif isinstance(obj, list):
+        h.update(f"{where}|L|{len(obj)}|".encode())
+        for i, v in enumerate(obj):
+            _feed(h, v, f"{where}[{i}]")
+    else:
+        h.update(f"{where}|V|{type(obj).__name__}|{obj!r}|".encode())
+
+
+def content_checksum(doc: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a checkpoint dict without its `checksum` entry (tensor bytes, values, keys)."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in doc.items() if k != CHECKSUM_KEY}, "")
+    return h.hexdigest()
+
+
+def non_finite_tensors(state: Mapping[str, Any]) -> list[str]:
+    """Names of floating-point tensors in `state` holding NaN or infinity."""
+    return [k for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def verify_checksum(path: Path, obj: Mapping[str, Any]) -> None:
+    """Raise CheckpointError if `obj` carries a checksum that its content does not match."""
+    stored = obj.get(CHECKSUM_KEY)
+    if stored is not None and stored != content_checksum(obj):
+        raise CheckpointError(f"checkpoint {path} does not match its checksum (the file is corrupt: a flipped bit "
+                              "or a bad copy); resume from another checkpoint or restart the run")
 
 
 # ------------------------------------------------------------------------------------------ RNG states
@@ -100,9 +148,14 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
     if missing:
         raise CheckpointError(f"checkpoint payload lacks {missing}; this is a bug in the caller")
     doc = to_plain({"format": FORMAT, "version": VERSION, **payload})
+    doc[CHECKSUM_KEY] = content_checksum(doc)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import io
+
+    buf = io.BytesIO()           # serialise in memory: a full disk is then a plain OSError of the write below
+    torch.save(doc, buf)
     with atomic_path(path) as tmp, tmp.open("wb") as f:
-        torch.save(doc, f)
+        f.write(buf.getbuffer())
         f.flush()
         os.fsync(f.fileno())
     return path
@@ -140,6 +193,20 @@ def load_checkpoint(path_or_run_dir: str | os.PathLike, *, model: Mapping[str, A
     missing = [k for k in REQUIRED_KEYS if k not in obj]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; it is incomplete: restart the run")
+    verify_checksum(path, obj)
+    from .models import MODELS
+
+    name = obj["model"].get("name") if isinstance(obj["model"], dict) else None
+    if name not in MODELS:
+        raise CheckpointError(f"checkpoint {path} is for model {name!r}, which this rigl-hw does not know "
+                              f"(models: {', '.join(sorted(MODELS))}); resume only checkpoints written by `rigl-hw train`")
+    if not isinstance(obj["model_state"], dict):
+        raise CheckpointError(f"checkpoint {path}: model_state is not a dict; it is corrupt: restart the run")
+    bad = non_finite_tensors(obj["model_state"])
+    if bad:
+        raise CheckpointError(f"checkpoint {path} holds non-finite weights (NaN/inf in {bad[0]}"
+                              f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): the run diverged; resume from "
+                              "an earlier checkpoint or restart with a lower --lr")
     if model is not None:
         stored = obj["model"]
         for key in ("name", "width", "num_classes"):

@@ -11,26 +11,45 @@ import json
 import sys
 from typing import Callable, Sequence
 
-EXIT_BAD_INPUT = 2
+from .errors import EXIT_BAD_INPUT, RiglHwError, user_message
 
 
-class CliError(Exception):
+class CliError(RiglHwError):
     """A user-facing error: printed as one line, exit code 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one error format: one line `rigl-hw: error: ...`, exit 2 (no usage dump)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        where = self.prog[len("rigl-hw "):] if self.prog.startswith("rigl-hw ") else ""
+        print(f"rigl-hw: error: {where + ': ' if where else ''}{message} (see `{self.prog} --help`)",
+              file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
 def _positive_int(text: str) -> int:
+    """An integer > 0 (steps, batch, workers, intervals): 0 and negatives are refused, not defaulted."""
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
     return v
 
 
 def _float(text: str) -> float:
+    """A finite number (nan and inf are refused)."""
+    import math
+
     try:
-        return float(text)
+        v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
 
 
 # --------------------------------------------------------------------------------------------- flops
@@ -138,10 +157,16 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
     from simulator.trace_run import simulate_trace, write_csv_atomic
 
+    from .atomic import refuse_self_overwrite
+
     for opt in ("out", "plot"):          # fail before the (long) simulation
         path = getattr(args, opt)
         if path and not Path(path).resolve().parent.is_dir():
             raise CliError(f"--{opt} {path}: its directory does not exist; create it first")
+    hw_file = args.hardware if Path(args.hardware).exists() else None
+    refuse_self_overwrite({"--out": args.out, "--plot": args.plot}, [args.trace, hw_file])
+    if args.out and args.plot:
+        refuse_self_overwrite({"--plot": args.plot}, [args.out])
     if args.plot and args.mode == "compare":
         raise CliError("--plot draws one run; use it with --mode real or statistical, not compare")
     if args.mode == "compare":
@@ -382,6 +407,10 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
 def _run_study(args: argparse.Namespace) -> int:
     if args.name not in STUDY_NAMES:
         raise CliError(f"unknown study {args.name!r}; choose one of {', '.join(STUDY_NAMES)}")
+    from studies.sweep import check_scheduler, check_workers
+
+    check_workers(args.workers)          # before anything starts: a bad count or address never hangs
+    check_scheduler(args.scheduler)
     if args.hardware and args.name == "methods-small" and len(args.hardware) > 1:
         raise CliError("methods-small simulates its traces on one hardware; give one --hardware")
     if args.hardware:
@@ -434,7 +463,7 @@ _REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_flops, _
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rigl-hw",
         description="Sparse training (RigL and baselines) and what it costs on sparse hardware.")
     parser.add_argument("--version", action="version", version="rigl-hw 0.1.0")
@@ -444,34 +473,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Error types that mean bad input (message shown, exit 2), imported lazily where cheap."""
-    errors: list[type[BaseException]] = [CliError, FileNotFoundError, NotADirectoryError, PermissionError,
-                                         IsADirectoryError]
-    from .distributions import DistributionError
-    from .flops import FlopsError
-    from .schedules import ScheduleError
-    from .trace import TraceError
-    from .zoo import ZooError
-    errors += [DistributionError, FlopsError, ScheduleError, TraceError, ZooError]
-    for mod, name in (("simulator.hardware", "HardwareSpecError"), ("simulator.engine", "SimulationError"),
-                      ("export.errors", "ExportError"), ("export.checkpoint", "ExportError"),
-                      ("rigl_hw.checkpoint", "CheckpointError"), ("rigl_hw.errors", "RiglHwError"),
-                      ("studies.sweep", "SweepError"), ("rigl_hw.data", "DataError"), ("rigl_hw.train_config", "TrainConfigError"),
-                      ("rigl_hw.methods.base", "MethodError")):
-        m = sys.modules.get(mod)
-        if m is not None and hasattr(m, name):
-            errors.append(getattr(m, name))
-    return tuple(errors)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse and run one command; every expected failure is one line on stderr and exit 2."""
     parser = build_parser()
-    return run_guarded(parser.parse_args(argv))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:      # --help / --version (0) or a usage error (2, already printed)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_BAD_INPUT)
+    return run_guarded(args)
+
+
+def report_error(e: BaseException) -> int | None:
+    """Print the one-line message of an expected failure and return exit code 2; None for a bug."""
+    msg = user_message(e)
+    if msg is None:
+        return None
+    print(f"rigl-hw: error: {msg}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def run_guarded(args: argparse.Namespace) -> int:
-    """Run `args.func(args)`; a user error becomes one line on stderr and exit 2, Ctrl-C exit 130."""
+    """Run `args.func(args)`; an expected failure (rigl_hw.errors) becomes one line on stderr and exit 2,
+    Ctrl-C exit 130; an unexpected exception keeps its traceback (it is a bug)."""
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -482,14 +505,11 @@ def run_guarded(args: argparse.Namespace) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception as e:  # noqa: BLE001 - mapped to a one-line message if it is a user error
-        if isinstance(e, _user_errors()) or getattr(e, "user_error", False):
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)) and e.filename:
-                msg = f"{e.strerror}: {e.filename}"
-            print(f"rigl-hw: error: {msg}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        raise
+    except Exception as e:  # noqa: BLE001 - mapped to a one-line message if it is an expected failure
+        code = report_error(e)
+        if code is None:
+            raise
+        return code
 
 
 if __name__ == "__main__":

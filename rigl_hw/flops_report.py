@@ -14,8 +14,25 @@ from .flops import (IMAGENET_BATCH, IMAGENET_STEPS, METHODS, NEEDS_DELTA_T, Flop
 from .zoo import check_model_name, model_allocation, model_specs
 
 
+MASK_BITS_PER_WORD = 32   # the parameter budget counts 32-bit words: a 1-bit mask per weight is N/32 words
+
+
+def small_dense_budget(nonzeros: int, dense_params: int) -> int:
+    """The Small-Dense parameter budget of a sparse model: its nonzeros plus its bitmask (one bit per
+    weight of the dense model, in 32-bit words), i.e. the sparse model's storage in parameters.
+
+    This is the rule of the authors' counting code (rigl `get_stats` over micronet_challenge
+    `counting.py`, which counts a sparse layer as nnz values + a 1-bit mask per entry). Against the
+    ERK model it gives ResNet-50 widths of 0.337 at 90% (training FLOPs 0.121x at 1x, 0.605x at 5x: the
+    paper's 0.12x / 0.60x) and 0.459 at 80% (0.22x); the paper's 80% cells (0.20x / 1.01x) imply a
+    width of about 0.445, which no single counting rule reproduces together with the 90% cells
+    (docs/training.md, "Small-Dense width")."""
+    return int(nonzeros) + -(-int(dense_params) // MASK_BITS_PER_WORD)
+
+
 def small_dense_width(model: str, target_params: int, num_classes: int | None = None) -> float:
-    """Width multiplier whose dense sparsifiable-parameter count is the largest not above target_params."""
+    """Width multiplier whose dense sparsifiable-parameter count is the largest not above target_params
+    (pass `small_dense_budget(...)` as the target for the Small-Dense baseline)."""
     return solve_width(lambda w: sum(s.n_params for s in model_specs(model, round(w, 4), num_classes)),
                        target_params, lo=0.01, hi=1.0, tol=1e-4)
 
@@ -50,12 +67,15 @@ def flops_report(model: str, distribution: str, sparsity: float, width: float = 
         "inference_flops": {"dense": f_d, "sparse": f_s, "ratio": f_s / f_d},
     }
     if method is not None:
-        n_steps = steps or IMAGENET_STEPS
-        n_batch = batch or IMAGENET_BATCH
+        n_steps = IMAGENET_STEPS if steps is None else steps
+        n_batch = IMAGENET_BATCH if batch is None else batch
+        if n_steps <= 0 or n_batch <= 0:
+            raise FlopsError(f"--steps and --batch must be positive, got {n_steps} and {n_batch}")
         f_method = f_s
         extra: dict[str, Any] = {}
-        if method == "small_dense":
-            w = small_dense_width(model, alloc.total_nonzeros)
+        if method == "small_dense":   # the ERK model's budget, as the authors' code (small_dense_budget)
+            _, erk = model_allocation(model, "erk", sparsity, width=width, power=power)
+            w = small_dense_width(model, small_dense_budget(erk.total_nonzeros, erk.total_params))
             f_method = float(inference_flops(model_specs(model, round(w * width, 4))).sum())
             extra["small_dense_width"] = round(w * width, 4)
         elif method == "dense":

@@ -16,33 +16,44 @@ Format version 2 adds operand sparsity (input activations and output gradients o
 layer): per counted step the nonzero counts, and per mask snapshot sampled bit-packed bitmaps; the fields
 are described in rigl_hw.trace_operands and exposed as `Trace.operands` (numpy arrays). Version-1 traces
 still read (their `operands` is empty). The writer always writes version 2.
+
+trace.json also holds `checksums`: per masks.npz array, and for the layer table, the SHA-256 (first 32
+hex digits) of (name, dtype, shape, bytes) — see `array_checksum`; the reader verifies them, and also
+checks every field's shape and consistency (`check_trace_arrays`). Traces written before checksums
+existed still read, with every check that needs no checksum.
 Synthetic traces store no changed indices: their positions are random and are regenerated on read,
 deterministically from `synthetic_seed` (see `_ReplayState.synthetic_update`), with exactly the stored counts.
 
 Mask timing: the mask updated at step t is computed after step t's backward pass and is used from
 step t + 1 on; `mask_at(layer, step)` returns the mask step `step` trains with.
 Files are written under temporary names and renamed; trace.json is written last, so a directory with
-a trace.json is a complete trace.
+a trace.json is a complete trace. `write_trace_dir` builds a whole new trace directory under a temp
+name and renames it into place (rigl_hw.atomic.atomic_dir).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_dir, atomic_write_bytes
 from .layers import LayerSpec, specs_from_json, specs_to_json
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MASK_KINDS = ("real", "synthetic")
+MAX_TRACE_STEPS = 10**9          # total_steps above this is refused (no run is that long)
+LAYERS_CHECKSUM = "__layers__"   # key of the layer table's checksum in trace.json's `checksums`
 
 
 class TraceError(ValueError):
@@ -52,6 +63,19 @@ class TraceError(ValueError):
 def pack_mask(mask: np.ndarray) -> np.ndarray:
     """Bit-pack a bool mask (C order, big bit order): ceil(N/8) bytes."""
     return np.packbits(np.asarray(mask, dtype=bool).reshape(-1), bitorder="big")
+
+
+def array_checksum(name: str, a: np.ndarray) -> str:
+    """SHA-256 (32 hex digits) of an array's name, dtype, shape and C-order bytes."""
+    a = np.ascontiguousarray(a)
+    h = hashlib.sha256(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()[:32]
+
+
+def layers_checksum(layers_json: Any) -> str:
+    """SHA-256 (32 hex digits) of the layer table as canonical JSON."""
+    return hashlib.sha256(json.dumps(layers_json, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
 def unpack_mask(packed: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -162,8 +186,26 @@ def write_trace_files(out_dir: Path, specs: Sequence[LayerSpec], meta: Mapping[s
     w.writerow(["step", "loss", "lr", "is_update"])
     w.writerows(log)
     atomic_write_bytes(out_dir / "steps.csv", text.getvalue().encode())
-    doc = {"format_version": FORMAT_VERSION, **meta, "layers": specs_to_json(specs)}
+    layers = specs_to_json(specs)
+    sums = {name: array_checksum(name, np.asarray(a)) for name, a in arrays.items()}
+    sums[LAYERS_CHECKSUM] = layers_checksum(layers)
+    doc = {"format_version": FORMAT_VERSION, **meta, "layers": layers, "checksums": sums}
     atomic_write_bytes(out_dir / "trace.json", json.dumps(doc, indent=1).encode())
+
+
+def write_trace_dir(out_dir: str | os.PathLike, specs: Sequence[LayerSpec], meta: Mapping[str, Any],
+                    arrays: Mapping[str, np.ndarray], log: Sequence[tuple[int, float, float, int]]) -> Path:
+    """A new trace directory, built under a temp name next to `out_dir` and renamed into place, so
+    `out_dir` is a complete trace or untouched (an older trace there is replaced whole)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TraceError(f"--out {out} exists and is not a directory; choose a directory path for the trace")
+    if out.is_dir() and any(out.iterdir()) and not (out / "trace.json").is_file():
+        raise TraceError(f"--out {out} is a non-empty directory that is not a trace; choose a new or empty "
+                         "directory (an existing trace there would be replaced)")
+    with atomic_dir(out) as tmp:
+        write_trace_files(tmp, specs, meta, arrays, log)
+    return out
 
 
 @dataclass
@@ -278,6 +320,76 @@ class _ReplayState:
             drop_grow(m, self.active[i], k_drop, int(seeds[i]))
 
 
+def _fail(path: Path, problem: str) -> TraceError:
+    return TraceError(f"{path}: {problem}; the trace is corrupt: re-create it with `rigl-hw train` or "
+                      "`rigl-hw trace synth`")
+
+
+def check_trace_arrays(p: Path, meta: Mapping[str, Any], specs: Sequence[LayerSpec],
+                       arrays: Mapping[str, np.ndarray]) -> None:
+    """Shape, dtype and consistency checks of every masks.npz field (raises TraceError): packed mask
+    sizes and padding bits, update steps inside the run, counts within the layer sizes, and for real
+    traces change pointers that are monotone and end at the index count, indices in range, sorted and
+    unique per layer, and as many flips per layer as dropped + grown."""
+    npz = p / "masks.npz"
+    L = len(specs)
+    for i, s in enumerate(specs):
+        packed = arrays[f"init_{i}"]
+        need = (s.n_params + 7) // 8
+        if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size != need:
+            raise TraceError(f"layer {s.name}: stored mask has {packed.size} bytes but weight shape {s.weight_shape} "
+                             f"needs {need}: masks and layer shapes do not match")
+        pad = need * 8 - s.n_params
+        if pad and int(packed[-1]) & ((1 << pad) - 1):
+            raise _fail(npz, f"init_{i} (layer {s.name}) has bits set past the weight's {s.n_params} entries")
+    steps, dropped, grown = arrays["update_steps"], arrays["dropped"], arrays["grown"]
+    for name, a in (("update_steps", steps), ("dropped", dropped), ("grown", grown)):
+        if a.dtype.kind not in "iu":
+            raise _fail(npz, f"{name} has dtype {a.dtype}, expected integers")
+    if steps.ndim != 1:
+        raise _fail(npz, f"update_steps has shape {steps.shape}, expected one dimension")
+    U = steps.size
+    if dropped.shape != (U, L) or grown.shape != (U, L):
+        raise TraceError(f"dropped/grown counts have shape {dropped.shape}, expected {(U, L)}: trace is inconsistent")
+    if U and (np.any(np.diff(steps) <= 0) or steps[0] < 0 or steps[-1] >= int(meta["total_steps"])):
+        raise TraceError("update steps must increase and lie inside the run")
+    n = np.asarray([s.n_params for s in specs], dtype=np.int64)
+    if U and (dropped.min() < 0 or grown.min() < 0 or np.any(dropped > n) or np.any(grown > n)):
+        raise _fail(npz, "dropped/grown counts are negative or exceed the layer sizes")
+    if meta["masks"] != "real":
+        return
+    for u in range(U):
+        idx, ptr = arrays[f"changed_idx_{u}"], arrays[f"changed_ptr_{u}"]
+        if idx.dtype.kind not in "iu" or ptr.dtype.kind not in "iu" or idx.ndim != 1 or ptr.shape != (L + 1,):
+            raise _fail(npz, f"update {u}: changed_idx/changed_ptr have dtype {idx.dtype}/{ptr.dtype} and shape "
+                             f"{idx.shape}/{ptr.shape}, expected integers of shape (n,)/({L + 1},)")
+        if ptr[0] != 0 or np.any(np.diff(ptr) < 0) or ptr[-1] != idx.size:
+            raise _fail(npz, f"update {u}: changed_ptr is not a monotone offset table from 0 to {idx.size}")
+        flips = np.diff(ptr)
+        if np.any(flips != dropped[u] + grown[u]):
+            bad = int(np.flatnonzero(flips != dropped[u] + grown[u])[0])
+            raise _fail(npz, f"update {u}: layer {specs[bad].name} flips {int(flips[bad])} positions but records "
+                             f"{int(dropped[u][bad] + grown[u][bad])} dropped + grown")
+        for i, s in enumerate(specs):
+            sel = idx[ptr[i]:ptr[i + 1]]
+            if sel.size and (sel[0] < 0 or sel[-1] >= s.n_params or np.any(np.diff(sel) <= 0)):
+                raise _fail(npz, f"update {u}: changed indices of layer {s.name} are out of range [0, {s.n_params}) "
+                                 "or not sorted and unique")
+
+
+def _load_arrays(p: Path) -> dict[str, np.ndarray]:
+    """Every array of masks.npz, loaded (so decompression and CRC errors surface here)."""
+    f = p / "masks.npz"
+    try:
+        with np.load(f, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except FileNotFoundError:
+        raise TraceError(f"{p} has no masks.npz; the trace is incomplete") from None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise TraceError(f"{f} is corrupt or truncated ({msg}); re-create the trace") from None
+
+
 def read_trace(path: str | os.PathLike) -> Trace:
     """Read and validate a trace directory; raise TraceError with a one-line reason."""
     p = Path(path)
@@ -287,9 +399,11 @@ def read_trace(path: str | os.PathLike) -> Trace:
     if not meta_file.is_file():
         raise TraceError(f"{p} has no trace.json: not a trace directory (or an unfinished one)")
     try:
-        meta = json.loads(meta_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        meta = json.loads(meta_file.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise TraceError(f"{meta_file} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); the trace is corrupt")
+    if not isinstance(meta, dict):
+        raise TraceError(f"{meta_file} holds a JSON {type(meta).__name__}, not an object; the trace is corrupt")
     version = meta.get("format_version")
     if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise TraceError(f"unsupported trace format version {version!r} in {meta_file}; this rigl-hw reads "
@@ -299,35 +413,46 @@ def read_trace(path: str | os.PathLike) -> Trace:
             raise TraceError(f"{meta_file} lacks the field {key!r}; the trace is corrupt")
     if meta["masks"] not in MASK_KINDS:
         raise TraceError(f"{meta_file}: masks must be one of {MASK_KINDS}, got {meta['masks']!r}")
+    for key, limit in (("batch_size", 10**9), ("total_steps", MAX_TRACE_STEPS)):
+        v = meta[key]
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= limit:
+            raise TraceError(f"{meta_file}: {key} must be an integer in [1, {limit}], got {v!r}; the trace is corrupt")
+    sums = meta.pop("checksums", None)
+    if sums is not None and not isinstance(sums, dict):
+        raise TraceError(f"{meta_file}: checksums must be an object; the trace is corrupt")
+    if sums is not None and LAYERS_CHECKSUM in sums and layers_checksum(meta["layers"]) != sums[LAYERS_CHECKSUM]:
+        raise TraceError(f"{meta_file}: the layer table and its checksum do not match (edited or corrupt); "
+                         "re-create the trace")
     try:
         specs = specs_from_json(meta.pop("layers"))
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise TraceError(f"{meta_file}: bad layer table ({e})")
-    try:
-        npz = np.load(p / "masks.npz", allow_pickle=False)
-        names = set(npz.files)
-        init = [npz[f"init_{i}"] for i in range(len(specs))]
-        steps, dropped, grown = npz["update_steps"], npz["dropped"], npz["grown"]
-    except FileNotFoundError:
-        raise TraceError(f"{p} has no masks.npz; the trace is incomplete")
-    except (KeyError, ValueError, OSError) as e:
-        raise TraceError(f"{p / 'masks.npz'} is corrupt or incomplete ({e})")
-    for s, packed in zip(specs, init):
-        if packed.dtype != np.uint8 or packed.size != (s.n_params + 7) // 8:
-            raise TraceError(f"layer {s.name}: stored mask has {packed.size} bytes but weight shape {s.weight_shape} "
-                             f"needs {(s.n_params + 7) // 8}: masks and layer shapes do not match")
-    U, L = steps.size, len(specs)
-    if dropped.shape != (U, L) or grown.shape != (U, L):
-        raise TraceError(f"dropped/grown counts have shape {dropped.shape}, expected {(U, L)}: trace is inconsistent")
-    if U and (np.any(np.diff(steps) <= 0) or steps[0] < 0 or steps[-1] >= int(meta["total_steps"])):
-        raise TraceError("update steps must increase and lie inside the run")
+    if not specs:
+        raise TraceError(f"{meta_file}: the layer table is empty; the trace is corrupt")
+    arrays = _load_arrays(p)
+    U = arrays["update_steps"].size if "update_steps" in arrays else 0
+    want = [f"init_{i}" for i in range(len(specs))] + ["update_steps", "dropped", "grown"]
+    absent = [n for n in want if n not in arrays]
+    if absent:
+        raise TraceError(f"{p / 'masks.npz'} is corrupt or incomplete (it lacks {', '.join(absent[:4])})")
     if meta["masks"] == "real":
-        missing = [u for u in range(U) if f"changed_idx_{u}" not in names or f"changed_ptr_{u}" not in names]
+        missing = [u for u in range(U) if f"changed_idx_{u}" not in arrays or f"changed_ptr_{u}" not in arrays]
         if missing:
             raise TraceError(f"real trace lacks the changed indices of updates {missing[:5]}: it is corrupt")
     elif "synthetic_seed" not in meta:
         raise TraceError("synthetic trace lacks synthetic_seed")
-    return Trace(p, meta, specs, steps, dropped, grown, npz, init, _read_operands(p, specs, meta, npz, names, U))
+    if sums is not None:
+        for name, a in arrays.items():
+            if name in sums and array_checksum(name, a) != sums[name]:
+                raise _fail(p / "masks.npz", f"array {name} does not match its checksum in trace.json")
+        lost = [n for n in sums if n != LAYERS_CHECKSUM and n not in arrays]
+        if lost:
+            raise _fail(p / "masks.npz", f"arrays {lost[:4]} listed in trace.json's checksums are missing")
+    check_trace_arrays(p, meta, specs, arrays)
+    steps, dropped, grown = arrays["update_steps"], arrays["dropped"], arrays["grown"]
+    init = [arrays[f"init_{i}"] for i in range(len(specs))]
+    return Trace(p, meta, specs, steps, dropped, grown, arrays, init,
+                 _read_operands(p, specs, meta, arrays, set(arrays), U))
 
 
 def _read_operands(p: Path, specs: Sequence[LayerSpec], meta: Mapping[str, Any], npz: Any, names: set[str], U: int):

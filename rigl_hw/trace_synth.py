@@ -16,11 +16,13 @@ import numpy as np
 
 from .distributions import random_masks
 from .schedules import UpdateSchedule, changed_per_update
-from .trace import pack_mask, write_trace_files
+from .trace import TraceError, pack_mask, write_trace_dir
 from .trace_operands import OperandFormatError, check_density, synthetic_operand_arrays
 from .zoo import model_allocation
 
 SYNTH_METHODS = ("rigl", "set", "snfs", "static")
+MAX_SYNTH_PARAMS = 2**32      # weights of one synthetic trace (its bit-packed masks take 512 MiB)
+MAX_SYNTH_STEPS = 10**7       # steps of one synthetic trace (steps.csv has one row per step)
 
 
 def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sparsity: float, steps: int,
@@ -37,11 +39,17 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
     if operand_samples <= 0:
         raise OperandFormatError(f"--operand-samples must be positive, got {operand_samples}")
     if method not in SYNTH_METHODS:
-        raise ValueError(f"synthetic traces support methods {SYNTH_METHODS}, got {method!r}")
+        raise TraceError(f"--method {method!r}: synthetic traces support methods {', '.join(SYNTH_METHODS)}; "
+                         "record other methods with `rigl-hw train`")
     if steps <= 0 or batch <= 0:
-        raise ValueError(f"--steps and --batch must be positive, got {steps} and {batch}")
+        raise TraceError(f"--steps and --batch must be positive, got {steps} and {batch}")
+    if steps > MAX_SYNTH_STEPS:
+        raise TraceError(f"--steps {steps} exceeds the limit {MAX_SYNTH_STEPS:g} of a synthetic trace")
     sched = UpdateSchedule(delta_t=delta_t, t_end=t_end, alpha=alpha, decay=decay).validate(total_steps=steps)
     specs, alloc = model_allocation(model, distribution, sparsity, width=width)
+    if sum(s.n_params for s in specs) > MAX_SYNTH_PARAMS:
+        raise TraceError(f"{model} at width {width:g} has {sum(s.n_params for s in specs):.3g} weights, over the "
+                         f"limit {MAX_SYNTH_PARAMS:.3g} of a synthetic trace; use a smaller --width")
     shapes = {s.name: s.weight_shape for s in specs}
     rng = np.random.default_rng(seed)
     init = random_masks(alloc, shapes, rng)
@@ -70,6 +78,4 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
         "dense_weight_grad_every_step": method == "snfs",
         "seed": seed, "masks": "synthetic", "synthetic_seed": seed, "operands": op_meta,
     }
-    out = Path(out_dir)
-    write_trace_files(out, specs, meta, arrays, log)
-    return out
+    return write_trace_dir(Path(out_dir), specs, meta, arrays, log)   # whole or not at all

@@ -14,6 +14,16 @@ Operand sparsity (trace format v2): every `operand_every` steps, and at the firs
 snapshot (sampled bitmaps), rigl_hw.operand_stats hooks that one step to count the nonzeros of every
 conv/linear layer's input activations and output gradients; other steps carry no hooks.
 
+Divergence: after `MAX_CONSECUTIVE_SKIPS` (10) non-finite steps in a row, or when the weights are not
+finite at a checkpoint, the run stops with `TrainingDiverged` (one line, exit 2) and writes nothing:
+the last good checkpoint, metrics.csv and trace stay as they were. A periodic checkpoint that falls
+on a non-finite step waits for the next finite one, so no checkpoint is taken mid-divergence.
+
+Files: a new run is built in a temp directory next to RUN_DIR (`.RUN_DIR.<pid>.<random>.tmp`) that is
+renamed to RUN_DIR at its first checkpoint, so RUN_DIR is a complete run or absent; a failure before
+removes the temp directory, and the temp leftovers of a killed run are removed on the next start.
+A Ctrl-C while a checkpoint is being written is held until the write has finished.
+
 Resume (`train(config, resume=True)`) restores model, masks, optimizer, method, RNG and data-stream
 state from checkpoint.pt and rebuilds the trace writer from trace/ (replaying its updates), so the run
 continues bit-identically. Under torchrun (WORLD_SIZE > 1) the model is wrapped in DDP over gloo, every
@@ -40,13 +50,18 @@ import torch.nn.functional as F
 
 from .checkpoint import FILENAME as CHECKPOINT_FILE
 from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .atomic import make_temp_dir, publish_dir, remove_stale_temps
 from .data import BatchStream, Dataset, eval_batches, load_dataset
+from .errors import ResourceLimitError, TrainingDiverged, retarget
 from .train_config import TrainConfig, TrainConfigError, make_optimizer, method_config  # noqa: F401 (re-exported)
 from .train_files import METRIC_FIELDS, MetricsCSV, rebuild_trace_writer, trace_meta  # noqa: F401 (re-exported)
 
 # Settings that may differ when resuming (they do not change what is computed).
 RESUME_MUTABLE = ("progress", "eval_every", "checkpoint_every", "num_threads", "out", "eval_max_samples",
                   "operand_every", "operand_samples")   # operand recording only changes what the trace holds
+MAX_CONSECUTIVE_SKIPS = 10    # non-finite steps in a row after which a run counts as diverged
+MAX_TRAIN_WEIGHTS = 2**30     # sparsifiable weights of a model trained here (4 GiB of fp32 weights)
+RUN_FILES = {CHECKPOINT_FILE, "metrics.csv", "trace"}   # what a run directory holds
 
 
 @dataclass
@@ -151,6 +166,8 @@ class _Interrupt:
 
     def __init__(self) -> None:
         self.requested = False
+        self.saving = False          # a checkpoint is being written: a second Ctrl-C waits for it
+        self.abort = False
         self._old = None
 
     def __enter__(self) -> "_Interrupt":
@@ -160,8 +177,15 @@ class _Interrupt:
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
+            if self.saving:
+                self.abort = True
+                return
             raise KeyboardInterrupt
         self.requested = True
+
+    def after_save(self) -> None:
+        if self.abort:
+            raise KeyboardInterrupt
 
     def __exit__(self, *exc) -> None:
         if self._old is not None:
@@ -223,9 +247,16 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
     ckpt = None
     if resume:
         ckpt = load_checkpoint(run_dir, config=config.to_dict(), ignore=RESUME_MUTABLE + ("data_dir",))
+        if ckpt["model"].get("name") != config.model:
+            raise CheckpointError(f"checkpoint in {run_dir} is for model {ckpt['model'].get('name')!r} but its "
+                                  f"settings say {config.model!r}; it is corrupt: start a new run directory")
     elif (run_dir / CHECKPOINT_FILE).exists():
         raise TrainConfigError(f"{run_dir} already holds a checkpoint; pass --resume {run_dir} to continue it "
                                "or choose another --out")
+    elif run_dir.exists() and (not run_dir.is_dir() or any(p.name not in RUN_FILES and not p.name.startswith(".")
+                                                           for p in run_dir.iterdir())):
+        raise TrainConfigError(f"--out {run_dir} exists and is not a run directory (it holds other files); "
+                               "choose a new or empty directory")
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -239,6 +270,13 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
 
         method = make_method(mcfg, config.model, model_specs(config.model, config.width, num_classes))
         width = float(method.width(num_classes))
+    from .zoo import MODEL_NAMES, model_specs
+
+    if config.model in MODEL_NAMES:      # size check on the meta device before any weight is allocated
+        n_weights = sum(s.n_params for s in model_specs(config.model, width, num_classes))
+        if n_weights > MAX_TRAIN_WEIGHTS:
+            raise ResourceLimitError(f"{config.model} at width {width:g} has {n_weights:.3g} weights, over the "
+                                     f"training limit {MAX_TRAIN_WEIGHTS:.3g}; use a smaller --width")
     torch.manual_seed(config.seed)
     model = build_model(config.model, width, num_classes)
     specs = trace_layer_specs(model, data.x_train[:2])
@@ -270,11 +308,18 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
         if masking is not None:
             current_masks = masking.masks_numpy()
     writer = metrics = None
+    work = {"dir": run_dir, "temp": None}     # where files go now: a temp directory until the first checkpoint
     if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        writer = (rebuild_trace_writer(run_dir / "trace", specs, meta, start, current_masks) if ckpt is not None
-                  else TraceWriter(run_dir / "trace", specs, current_masks, meta))
-        metrics = MetricsCSV(run_dir / "metrics.csv", start)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(run_dir.parent)                     # leftovers of a killed run
+        if ckpt is not None:
+            for d in (run_dir, run_dir / "trace"):
+                remove_stale_temps(d)
+            writer = rebuild_trace_writer(run_dir / "trace", specs, meta, start, current_masks)
+        else:
+            work["dir"] = work["temp"] = make_temp_dir(run_dir)
+            writer = TraceWriter(work["dir"] / "trace", specs, current_masks, meta)
+        metrics = MetricsCSV(work["dir"] / "metrics.csv", start)
     recorder = _operand_recorder(config, model, specs, writer, world)
     net = model
     if world > 1:
@@ -287,25 +332,35 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
         net = DistributedDataParallel(model, **{key: False})
 
     def save(step: int) -> None:
+        bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:                          # every rank stops; nothing is written, the last good checkpoint stays
+            raise TrainingDiverged(
+                f"training diverged: weights of {bad[0]} are not finite at step {step}; nothing was written"
+                f"{_kept(run_dir)}; lower --lr (now {config.lr:g}) or set --grad-clip")
         if rank != 0:
             return
         writer.close()                  # trace first: on resume it must reach at least the checkpoint's step
-        metrics.file.flush()
-        save_checkpoint(run_dir / CHECKPOINT_FILE, {
+        metrics.flush()
+        save_checkpoint(work["dir"] / CHECKPOINT_FILE, {
             "model": {"name": config.model, "width": width, "num_classes": num_classes},
             "model_state": model.state_dict(), "step": step, "optimizer": optimizer.state_dict(),
             "method": method.state_dict(),
             "schedule": {"lr_schedule": config.lr_schedule, "lr_now": lr_at(min(step, total - 1)),
                          "update": asdict(sched), "total_steps": total},
             "rng": capture_rng(stream.state_dict()), "config": config.to_dict()})
+        if work["temp"] is not None:     # the first checkpoint: the run directory appears, complete
+            publish_dir(work["temp"], run_dir)
+            work["dir"], work["temp"] = run_dir, None
+            writer.out_dir, metrics.path = run_dir / "trace", run_dir / "metrics.csv"
 
     loss_fn = lambda logits, y: loss_of(data, logits, y)  # noqa: E731
-    last_loss, skipped, result_eval, interrupted = float("nan"), 0, {}, False
+    last_loss, skipped, result_eval, interrupted, streak = float("nan"), 0, {}, False, 0
     from tqdm import tqdm
 
     bar = tqdm(total=total, initial=start, disable=not (config.progress and rank == 0 and sys.stderr.isatty()),
                file=sys.stderr, dynamic_ncols=True, desc=f"{config.method} {config.model}")
     step = start
+    due = False                              # a periodic checkpoint is due (held while steps are non-finite)
     try:
         with _Interrupt() as intr:
             while step < total:
@@ -332,6 +387,12 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
                     writer.log_step(step, loss, lr, is_update)
                 row = {"step": step, "loss": loss, "lr": lr, "is_update": int(is_update), "skipped": int(skip)}
                 last_loss, skipped, step = loss, skipped + int(skip), step + 1
+                streak = streak + 1 if skip else 0
+                if streak >= MAX_CONSECUTIVE_SKIPS:
+                    raise TrainingDiverged(
+                        f"training diverged: the loss was not finite for {streak} steps in a row (steps "
+                        f"{step - streak}-{step - 1}; the limit is {MAX_CONSECUTIVE_SKIPS}){_kept(run_dir)}; "
+                        f"lower --lr (now {config.lr:g}) or set --grad-clip")
                 if rank == 0 and (step == total or (config.eval_every and step % config.eval_every == 0)):
                     result_eval = evaluate(model, data, config.eval_max_samples)
                     row.update(result_eval)
@@ -342,19 +403,37 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
                 if on_step is not None:
                     on_step(step)
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total:
+                    due = True
+                if due and streak == 0 and step < total:   # never checkpoint in the middle of non-finite steps
+                    due = False
+                    intr.saving = True
                     save(step)
+                    intr.saving = False
+                    intr.after_save()
                 stop = torch.tensor(float(intr.requested or (stop_at is not None and step >= stop_at)))
                 if dist is not None:
                     dist.all_reduce(stop, op=dist.ReduceOp.MAX)
                 if bool(stop > 0) and step < total:
                     interrupted = True
                     break
-        if step > start or not (run_dir / CHECKPOINT_FILE).exists():
-            save(step)
+            if step > start or not (run_dir / CHECKPOINT_FILE).exists():
+                intr.saving = True
+                save(step)
+                intr.saving = False
+                intr.after_save()
+    except OSError as e:                 # name files at their place in RUN_DIR, not in the temp directory
+        err = retarget(e, work["temp"], run_dir) if work["temp"] is not None else e
+        if err is e:
+            raise
+        raise err from None
     finally:
         bar.close()
         if metrics is not None:
             metrics.close()
+        if work["temp"] is not None:     # failed before the first checkpoint: no half-made run directory
+            import shutil
+
+            shutil.rmtree(work["temp"], ignore_errors=True)
     if rank == 0 and not result_eval and not interrupted:
         result_eval = evaluate(model, data, config.eval_max_samples)
     return TrainResult(run_dir=run_dir, steps_done=step, total_steps=total, interrupted=interrupted,
@@ -388,6 +467,13 @@ def _start_operands(recorder, writer, step: int, every: int) -> bool:
         return False
     recorder.start(bitmaps)
     return True
+
+
+def _kept(run_dir: Path) -> str:
+    """The clause of a divergence message saying which checkpoint survives."""
+    if (run_dir / CHECKPOINT_FILE).exists():
+        return f"; the last good checkpoint in {run_dir} is kept"
+    return "; no checkpoint had been written yet (--checkpoint-every N keeps one)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,8 +87,22 @@ def run_train(args: argparse.Namespace) -> int:
     """Run `rigl-hw train`; 0 when done, 130 when interrupted (a checkpoint was written)."""
     from .train import train
 
+    import warnings
+
+    from .atomic import refuse_self_overwrite
+
     config, resume = config_from_args(args)
-    result = train(config, resume=resume)
+    refuse_self_overwrite({"--out": config.out}, [config.data_dir], directories=True)
+    with warnings.catch_warnings(record=True) as caught:   # shown once, summarised, after a run that finished
+        warnings.simplefilter("always")
+        result = train(config, resume=resume)
+    seen: set[str] = set()
+    for w in caught:
+        key = str(w.message).split(" at step ")[0]
+        if key not in seen and len(seen) < 3:
+            seen.add(key)
+            n = sum(str(c.message).startswith(key) for c in caught)
+            print(f"rigl-hw: warning: {w.message}{f' ({n} times)' if n > 1 else ''}", file=sys.stderr)
     if result.rank != 0:            # under DDP rank 0 reports for all
         return EXIT_INTERRUPTED if result.interrupted else 0
     if result.interrupted:
@@ -103,13 +117,17 @@ def run_train(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry (`python -m rigl_hw.train`): same options, same one-line errors, exit 2."""
-    parser = argparse.ArgumentParser(prog="python -m rigl_hw.train",
-                                     description="Sparse training (RigL and baselines); see `rigl-hw train`.")
+    from .cli import Parser, run_guarded
+
+    parser = Parser(prog="python -m rigl_hw.train",
+                    description="Sparse training (RigL and baselines); see `rigl-hw train`.")
     add_train_arguments(parser)
     parser.set_defaults(func=run_train)
-    from .cli import run_guarded
-
-    return run_guarded(parser.parse_args(argv))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    return run_guarded(args)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,10 @@ class TrainConfig:
             bad(f"weight_decay and grad_clip must be >= 0, got {self.weight_decay}, {self.grad_clip}")
         if not self.width > 0:
             bad(f"width must be > 0, got {self.width}")
+        from .zoo import MAX_WIDTH
+
+        if not self.width <= MAX_WIDTH:
+            bad(f"width {self.width:g} exceeds the limit {MAX_WIDTH:g}; use a width multiplier of at most {MAX_WIDTH:g}")
         if min(self.eval_every, self.checkpoint_every, self.eval_max_samples) < 0 or self.seq_len < 2:
             bad("eval_every, checkpoint_every, eval_max_samples must be >= 0 and seq_len >= 2")
         if self.grow_chunk_elements is not None and self.grow_chunk_elements <= 0:

@@ -8,11 +8,13 @@ appends to it exactly as an uninterrupted run would have.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from .atomic import atomic_write_text
 from .checkpoint import FILENAME as CHECKPOINT_FILE
 from .checkpoint import CheckpointError
 from .schedules import UpdateSchedule
@@ -22,23 +24,29 @@ METRIC_FIELDS = ("step", "loss", "lr", "is_update", "skipped", "eval_loss", "eva
 
 
 class MetricsCSV:
-    """metrics.csv, appended row by row (rank 0 only); on resume rows from the resumed step on are dropped."""
+    """metrics.csv, rank 0 only. Rows are kept in memory and the whole file is rewritten atomically by
+    `flush()` (at every checkpoint), so on disk it always matches checkpoint.pt and is never empty,
+    header-only or cut mid-row after a failure. On resume, rows from the resumed step on are dropped."""
 
     def __init__(self, path: Path, start: int) -> None:
-        kept: list[dict[str, str]] = []
-        if start > 0 and path.exists():
-            with path.open(newline="") as f:
-                kept = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) < start]
-        self.file = path.open("w", newline="")
-        self.writer = csv.DictWriter(self.file, fieldnames=METRIC_FIELDS)
-        self.writer.writeheader()
-        self.writer.writerows(kept)
+        self.path = Path(path)
+        self.rows: list[dict[str, Any]] = []
+        if start > 0 and self.path.exists():
+            with self.path.open(newline="", encoding="utf-8", errors="replace") as f:
+                self.rows = [r for r in csv.DictReader(f) if (r.get("step") or "").isdigit() and int(r["step"]) < start]
 
     def write(self, row: Mapping[str, Any]) -> None:
-        self.writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_FIELDS})
+        self.rows.append({k: ("" if row.get(k) is None else row[k]) for k in METRIC_FIELDS})
+
+    def flush(self) -> None:
+        text = io.StringIO()
+        w = csv.DictWriter(text, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(self.rows)
+        atomic_write_text(self.path, text.getvalue())
 
     def close(self) -> None:
-        self.file.close()
+        """Nothing to release; rows after the last checkpoint are not written (they would not match it)."""
 
 
 def trace_meta(config: TrainConfig, width: float, sched: UpdateSchedule) -> dict[str, Any]:

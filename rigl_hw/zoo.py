@@ -21,6 +21,10 @@ _CNNS = ("resnet50", "mobilenet_v1", "mobilenet_v2", "wide_resnet_22_2", "small_
 _FIRST_LAYER_ALWAYS_DENSE = ("mobilenet_v1", "mobilenet_v2")
 
 
+MAX_WIDTH = 64.0          # width multipliers above this are refused (the paper goes up to ~2)
+MAX_PARAMS = 2**36        # sparsifiable weights per model (~69e9; ResNet-50 has 25.5e6)
+
+
 class ZooError(ValueError):
     """Unknown model name or bad width."""
 
@@ -54,7 +58,16 @@ def model_specs(name: str, width: float = 1.0, num_classes: int | None = None) -
     check_model_name(name)
     if not width > 0:
         raise ZooError(f"width must be > 0, got {width}")
-    return list(_specs_cached(name, float(width), num_classes))
+    if not width <= MAX_WIDTH:
+        raise ZooError(f"width {width:g} exceeds the limit {MAX_WIDTH:g}; use a width multiplier of at most {MAX_WIDTH:g}")
+    if num_classes is not None and not 0 < num_classes <= 10**6:
+        raise ZooError(f"num_classes {num_classes} must be in [1, 1e6]")
+    specs = list(_specs_cached(name, float(width), num_classes))
+    total = sum(s.n_params for s in specs)
+    if total > MAX_PARAMS:
+        raise ZooError(f"{name} at width {width:g} has {total:.3g} weights, over the limit {MAX_PARAMS:.3g}; "
+                       "use a smaller width")
+    return specs
 
 
 def default_excluded(model: str, distribution: str, specs: Sequence[LayerSpec]) -> tuple[str, ...]:

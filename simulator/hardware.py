@@ -393,11 +393,59 @@ def _memory(path: str, v: Any) -> tuple[MemoryLevel, ...]:
     return levels
 
 
+# Upper bounds of sizes (a spec beyond them is refused, naming the limit): far above any real chip,
+# low enough that the simulator's int64 arithmetic and array sizes cannot overflow or exhaust memory.
+LIMITS = {
+    "pe_array.rows": 65536, "pe_array.cols": 65536, "pe_array.macs_per_pe": 65536,
+    "pe_array.rows*cols*macs_per_pe": 2**32,        # MACs per cycle
+    "pe_array.clock_hz": 1e11,                       # 100 GHz
+    "memory.size_bytes": 2**50,                      # 1 PiB per level (per instance)
+    "memory.bw_bytes_per_cycle": 1e18,              # (test specs use 1e15 as "no roofline")
+    "memory.access_bytes": 2**20, "memory.instances": 2**32,
+    "bits": 1024,                                    # index/pointer/run/word/metadata/accumulator widths
+    "topk.elements_per_cycle": 2**32, "topk.chunk_elements": 2**40,
+    "energy_pj": 1e15,                               # any per-action energy
+}
+
+
+def check_limits(spec: HardwareSpec) -> None:
+    """Refuse absurd sizes with the field path and the limit (raises HardwareSpecError)."""
+    def check(path: str, value: Any, key: str) -> None:
+        if value is not None and value > LIMITS[key]:
+            raise HardwareSpecError(f"{path}: {value:g} exceeds the limit {LIMITS[key]:g}; "
+                                    "use a realistic size")
+    a = spec.pe_array
+    for f in ("rows", "cols", "macs_per_pe"):
+        check(f"pe_array.{f}", getattr(a, f), f"pe_array.{f}")
+    check("pe_array (rows x cols x macs_per_pe)", a.rows * a.cols * a.macs_per_pe, "pe_array.rows*cols*macs_per_pe")
+    check("pe_array.clock_hz", a.clock_hz, "pe_array.clock_hz")
+    for i, lv in enumerate(spec.memory):
+        p = f"memory[{i}]"
+        check(f"{p}.size_bytes", lv.size_bytes, "memory.size_bytes")
+        check(f"{p}.read_bw_bytes_per_cycle", lv.read_bw_bytes_per_cycle, "memory.bw_bytes_per_cycle")
+        check(f"{p}.write_bw_bytes_per_cycle", lv.write_bw_bytes_per_cycle, "memory.bw_bytes_per_cycle")
+        check(f"{p}.access_bytes", lv.access_bytes, "memory.access_bytes")
+        check(f"{p}.instances", lv.instances, "memory.instances")
+        for f in ("word_bits", "metadata_word_bits"):
+            check(f"{p}.{f}", getattr(lv, f), "bits")
+        for f in ("energy_pj_per_access", "energy_pj_per_bit", "read_pj", "write_pj", "update_pj",
+                  "metadata_read_pj", "metadata_write_pj", "leakage_pj_per_cycle"):
+            check(f"{p}.{f}", getattr(lv, f), "energy_pj")
+    for f in ("index_bits", "pointer_bits", "run_bits"):
+        check(f"weight_format.{f}", getattr(spec.weight_format, f), "bits")
+    check("topk.elements_per_cycle", spec.topk.elements_per_cycle, "topk.elements_per_cycle")
+    check("topk.chunk_elements", spec.topk.chunk_elements, "topk.chunk_elements")
+    check("mac.accumulator_bits", spec.mac.accumulator_bits, "bits")
+    check("mac.energy_pj", spec.mac.energy_pj, "energy_pj")
+    check("mac.gated_energy_pj", spec.mac.gated_energy_pj, "energy_pj")
+
+
 def spec_from_dict(data: dict[str, Any]) -> HardwareSpec:
     """Validate a parsed TOML document and build a HardwareSpec (raises HardwareSpecError)."""
     from simulator.energy import ENERGY_TABLES
 
     spec = _build(HardwareSpec, data, "")
+    check_limits(spec)
     if spec.energy_table not in ENERGY_TABLES:
         raise HardwareSpecError(
             f"energy_table: {spec.energy_table!r} is not one of {sorted(ENERGY_TABLES)}")
@@ -440,4 +488,9 @@ def load_hardware(name_or_path: str | Path) -> HardwareSpec:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise HardwareSpecError(f"hardware file {str(path)!r}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise HardwareSpecError(f"hardware file {str(path)!r}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                "save it as UTF-8") from None
+    except RecursionError:
+        raise HardwareSpecError(f"hardware file {str(path)!r}: nested too deeply to parse") from None
     return dataclasses.replace(spec_from_dict(data), source_path=str(path))

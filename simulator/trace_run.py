@@ -101,12 +101,23 @@ def dense_baseline_run(trace: Trace, hw: HardwareSpec) -> RunResult:
     return simulate_run(trace.specs, trace.batch_size, trace.total_steps, np.array([0]), [{}], hw)
 
 
-def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+class PrefetchError(RuntimeError):
+    """The prefetch thread stopped without handing over a result or an error (e.g. out of memory)."""
+
+    user_error = True
+
+
+def prefetched(items: Iterator[T], depth: int = 2, poll_s: float = 0.5) -> Iterator[T]:
     """`items`, produced by a background thread up to `depth` ahead of the consumer (same order, same
     values; an exception in the producer is raised here). The synthetic-mask replay and np.packbits
-    release the GIL, so replaying the next snapshot overlaps simulating the current one."""
+    release the GIL, so replaying the next snapshot overlaps simulating the current one.
+
+    The thread imports nothing: callers import what `items` needs first (an import on a thread under a
+    tight memory limit could hang). If the thread dies without reporting (it could not even allocate
+    its error), the consumer notices within `poll_s` seconds and raises PrefetchError instead of waiting."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    failure: list[BaseException] = []
 
     def put(entry) -> bool:
         while not stop.is_set():
@@ -124,13 +135,24 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
                     return
             put(("end", None))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            failure.append(e)       # kept even if the queue hand-over below fails
             put(("error", e))
 
     worker = threading.Thread(target=produce, name="trace-prefetch", daemon=True)
     worker.start()
     try:
         while True:
-            kind, value = q.get()
+            try:
+                kind, value = q.get(timeout=poll_s)
+            except queue.Empty:
+                if worker.is_alive():
+                    continue
+                if q.empty():
+                    if failure:
+                        raise failure[0]
+                    raise PrefetchError("the trace-replay thread stopped without a result (out of memory?); "
+                                        "raise the memory limit or simulate a smaller trace")
+                continue
             if kind == "end":
                 return
             if kind == "error":
@@ -237,6 +259,12 @@ def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.P
         return run
 
     if mode == "real":
+        if trace.masks_kind == "synthetic" and trace.n_updates:
+            import numpy as np
+
+            from rigl_hw.replay_kernel import drop_grow   # import and compile (Numba) here, not on the thread
+
+            drop_grow(np.array([True, False]), np.array([0], dtype=np.int64), 0, 0)
         def all_snapshots():
             yield first[2]
             for _, _, packed in snapshots:

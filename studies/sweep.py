@@ -1,8 +1,12 @@
 """Sweeps of independent study points on Dask distributed, with a result cache.
 
 A point is a JSON-able dict (model, distribution, sparsity, method, hardware, ...). Its result is
-cached under `cache_dir/<sha256 of the point and the cache salt>.json`, written atomically as soon as
-the point finishes, so a rerun only computes new or changed points and an interrupted sweep keeps
+cached under `cache_dir/<key>.json`, written atomically as soon as the point finishes. The key
+(`point_key`) hashes the point together with the *content* of every input it names (a hardware preset
+or TOML file: its bytes; a trace directory: its trace.json, which holds the checksum of every mask
+array), the package version and a hash of the source files of rigl_hw, simulator and studies, so
+editing a hardware file or the code never returns stale numbers. The sweep says what it reused
+(`SweepResult.describe()`), so a rerun only computes new or changed points and an interrupted sweep keeps
 every finished point. A point that raises is reported (point, one-line error) without losing the
 others. By default the sweep runs on a LocalCluster (processes, one thread each); pass a scheduler
 address to use an existing cluster. When every point is cached no cluster is started at all.
@@ -12,13 +16,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rigl_hw.atomic import atomic_write_text
 
-CACHE_SALT = "rigl-hw-sweep-v1"
+CACHE_SALT = "rigl-hw-sweep-v2"
+MAX_WORKERS = 256
+_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+_ROOT = Path(__file__).resolve().parent.parent
+_SOURCE_PACKAGES = ("rigl_hw", "simulator", "studies")
 
 
 class SweepError(RuntimeError):
@@ -33,16 +43,89 @@ class SweepResult:
     computed: int = 0                               # points computed in this run
     cached: int = 0                                 # points read from the cache
     failed: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    code: str = ""                                  # package version and source hash the keys used
+
+    def describe(self) -> str:
+        """One line: what was computed and what reused, and under which code version."""
+        return (f"sweep: computed {self.computed}, reused {self.cached} cached point(s) keyed on input content "
+                f"and {self.code}" + (f", {len(self.failed)} failed" if self.failed else ""))
+
+
+def check_workers(n: int) -> int:
+    """A local worker count in [1, MAX_WORKERS] (raises SweepError before anything starts)."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_WORKERS:
+        raise SweepError(f"--workers must be an integer in [1, {MAX_WORKERS}], got {n!r}")
+    return n
+
+
+def check_scheduler(address: str | None) -> str | None:
+    """A Dask scheduler address `scheme://host:port` or `host:port` (raises SweepError otherwise)."""
+    if address is None:
+        return None
+    text = address.strip()
+    m = re.fullmatch(r"(?:([a-z]+)://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?/?", text)
+    ok = bool(m) and (m.group(1) in (None, *_SCHEMES)) and (m.group(3) is not None or m.group(1) == "inproc")
+    if ok and m.group(3) is not None and not 0 < int(m.group(3)) < 65536:
+        ok = False
+    if not ok:
+        raise SweepError(f"--scheduler {address!r} is not a Dask scheduler address; use tcp://HOST:PORT "
+                         "(e.g. tcp://127.0.0.1:8786) or omit --scheduler for a local cluster")
+    return text
+
+
+_SOURCE_HASH: str | None = None
+
+
+def source_hash() -> str:
+    """SHA-256 (16 hex digits) of every .py file of rigl_hw, simulator and studies and the hardware presets."""
+    global _SOURCE_HASH
+    if _SOURCE_HASH is None:
+        h = hashlib.sha256()
+        files = sorted(p for pkg in _SOURCE_PACKAGES for p in (_ROOT / pkg).rglob("*")
+                       if p.suffix in (".py", ".toml") and "__pycache__" not in p.parts)
+        for p in files:
+            h.update(str(p.relative_to(_ROOT)).encode() + b"\0")
+            h.update(p.read_bytes())
+        _SOURCE_HASH = h.hexdigest()[:16]
+    return _SOURCE_HASH
+
+
+def code_version() -> str:
+    from rigl_hw import __version__
+
+    return f"rigl-hw {__version__}, source {source_hash()}"
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+
+
+def input_digests(point: dict[str, Any]) -> dict[str, str]:
+    """Content hashes of the inputs a point names: hardware presets and TOML files (their bytes),
+    trace directories (their trace.json, which holds every mask array's checksum), other files."""
+    from simulator.hardware import PRESET_DIR
+
+    out: dict[str, str] = {}
+    for k, v in sorted(point.items()):
+        if not isinstance(v, str) or not v or len(v) > 4096:
+            continue
+        p = Path(v)
+        try:
+            if (PRESET_DIR / f"{v}.toml").is_file() and not p.exists():
+                out[k] = _file_digest(PRESET_DIR / f"{v}.toml")
+            elif p.is_dir() and (p / "trace.json").is_file():
+                out[k] = _file_digest(p / "trace.json")
+            elif p.is_file():
+                out[k] = _file_digest(p)
+        except OSError:
+            continue
+    return out
 
 
 def point_key(point: dict[str, Any], salt: str = CACHE_SALT) -> str:
-    """Stable hash of a point's full configuration. A point whose "preset" is a user's .toml file also
-    hashes that file's bytes, so editing the spec recomputes its points."""
-    body: dict[str, Any] = {"salt": salt, "point": point}
-    preset = point.get("preset")
-    if isinstance(preset, str) and preset.endswith(".toml") and Path(preset).is_file():
-        body["preset_sha256"] = hashlib.sha256(Path(preset).read_bytes()).hexdigest()
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    """Stable hash of a point's full configuration, the content of the inputs it names and the code."""
+    text = json.dumps({"salt": salt, "point": point, "inputs": input_digests(point), "code": code_version()},
+                      sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -51,9 +134,11 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def _read_cached(path: Path) -> dict[str, Any] | None:
+    """A cached result, or None when absent or unreadable (a corrupt entry is recomputed)."""
     try:
-        return json.loads(path.read_text())["result"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        r = json.loads(path.read_bytes().decode("utf-8"))["result"]
+        return r if isinstance(r, dict) else None
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -61,11 +146,13 @@ def _client(scheduler: str | None, n_workers: int):
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
+        check_scheduler(scheduler)
         try:
             return Client(scheduler, timeout="5s"), None
-        except (OSError, TimeoutError) as e:
+        except Exception as e:  # noqa: BLE001 - distributed raises OSError, TimeoutError, ValueError, ...
             raise SweepError(f"cannot reach Dask scheduler {scheduler!r} ({type(e).__name__}); "
-                             "check the address or omit --scheduler to use a local cluster")
+                             "check the address or omit --scheduler to use a local cluster") from None
+    check_workers(n_workers)
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=50)
     return Client(cluster), cluster
@@ -78,15 +165,20 @@ def run_sweep(fn: Callable[[dict[str, Any]], dict[str, Any]], points: Sequence[d
 
     `fn` must be importable by name (a module-level function) so Dask workers can unpickle it.
     """
+    check_workers(n_workers)
+    check_scheduler(scheduler)
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
+    from rigl_hw.atomic import remove_stale_temps
+
+    remove_stale_temps(cache)
     keys = [point_key(p, salt + ":" + getattr(fn, "__module__", "") + "." + getattr(fn, "__qualname__", "")) for p in points]
     results: dict[int, dict[str, Any]] = {}
     for i, k in enumerate(keys):
         r = _read_cached(cache / f"{k}.json")
         if r is not None:
             results[i] = r
-    out = SweepResult(rows=[], cached=len(results))
+    out = SweepResult(rows=[], cached=len(results), code=code_version())
     todo = [i for i in range(len(points)) if i not in results]
     if todo:
         from dask.distributed import as_completed
@@ -113,6 +205,8 @@ def run_sweep(fn: Callable[[dict[str, Any]], dict[str, Any]], points: Sequence[d
             if cluster is not None:
                 cluster.close()
     out.rows = [{**points[i], **results[i]} for i in range(len(points)) if i in results]
+    if progress or out.cached:
+        print(out.describe(), file=sys.stderr)
     return out
 
 

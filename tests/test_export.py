@@ -218,8 +218,9 @@ def test_verification_failure_leaves_no_file(tmp_path):
 # --- CLI and bad input ---------------------------------------------------------------------------
 
 def _cli(capsys, *argv) -> tuple[int, str, str]:
-    parser = add_export_arguments(argparse.ArgumentParser())
-    code = run_export(parser.parse_args([str(a) for a in argv]))
+    from export.cli import main as export_main     # the CLI's one error path (rigl_hw.cli.run_guarded)
+
+    code = export_main([str(a) for a in argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -272,7 +273,7 @@ def test_cli_bad_checkpoint(tmp_path, capsys, kind, message):
     ckpt = _bad_checkpoint(kind, tmp_path)
     code, out, err = _cli(capsys, ckpt, "--format", "sparse", "--out", tmp_path / "m.onnx", "--verify")
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and err.startswith("rigl-hw export: error:") and message in err, err
+    assert err.count("\n") == 1 and err.startswith("rigl-hw: error:") and message in err, err
     assert _onnx_files(tmp_path) == []
 
 

@@ -1,6 +1,7 @@
 """Dense training and the Small-Dense baseline: no masks at all.
 
-Small-Dense (paper Sec. 4) is a dense model narrowed to the sparse model's parameter count; the
+Small-Dense (paper Sec. 4) is a dense model narrowed to the sparse model's parameter count (nonzeros plus
+a 1-bit mask per weight, flops_report.small_dense_budget); the
 trainer builds the narrow model itself, and `SmallDenseMethod.width()` gives the width multiplier
 from the foundation's solver (flops_report.small_dense_width) for the config's distribution and S.
 """
@@ -37,12 +38,16 @@ class SmallDenseMethod(DenseMethod):
     name = "small_dense"
 
     def target_params(self) -> int:
-        """Sparsifiable parameters the sparse model keeps under the config's distribution and S."""
+        """Parameter budget of the sparse model under the config's distribution and S: its nonzeros plus
+        its bitmask in 32-bit words (flops_report.small_dense_budget, the one Small-Dense rule)."""
         excluded = (self.config.excluded if self.config.excluded is not None
                     else default_excluded(self.model_name, self.config.distribution, self.specs))
         shapes = {s.name: s.weight_shape for s in self.specs}
-        return allocate(shapes, self.config.sparsity, self.config.distribution, excluded=excluded,
-                        power=self.config.power).total_nonzeros
+        from ..flops_report import small_dense_budget
+
+        alloc = allocate(shapes, self.config.sparsity, self.config.distribution, excluded=excluded,
+                         power=self.config.power)
+        return small_dense_budget(alloc.total_nonzeros, alloc.total_params)   # nonzeros + 1-bit mask
 
     def width(self, num_classes: int | None = None) -> float:
         """Width multiplier of the zoo model whose dense parameter count is the largest <= target."""
