@@ -33,15 +33,27 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
 
 
+def _input_shape(args: argparse.Namespace):
+    from .user_model import parse_input_shape
+
+    return parse_input_shape(getattr(args, "input_shape", None))
+
+
 # --------------------------------------------------------------------------------------------- flops
 def _add_flops(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flops", help="parameters, inference and training FLOPs of a sparse model",
                        description="Per-layer parameters and FLOPs of a zoo model under a sparsity distribution "
                                    "(RigL paper Appendix H: 2·nnz·P + E FLOPs per layer per sample).")
-    p.add_argument("--model", required=True, help="zoo model name (resnet50, mobilenet_v1, ...)")
+    p.add_argument("--model", required=True, help="zoo model name (resnet50, mobilenet_v1, ...), "
+                                                  "package.module:factory (with --input-shape) or FILE.onnx")
+    p.add_argument("--input-shape", default=None, metavar="C,H,W|F",
+                   help="per-sample input shape of a package.module:factory model (or of an ONNX file's "
+                        "symbolic dimensions)")
     p.add_argument("--width", type=_float, default=1.0, help="width multiplier (default 1.0)")
-    p.add_argument("--distribution", required=True, help="uniform | er | erk")
-    p.add_argument("--sparsity", type=_float, required=True, help="overall sparsity S in [0, 1)")
+    p.add_argument("--distribution", default=None, help="uniform | er | erk (required unless --model is an ONNX "
+                                                        "file: then the file's own zeros are used)")
+    p.add_argument("--sparsity", type=_float, default=None, help="overall sparsity S in [0, 1) (required with "
+                                                                  "--distribution)")
     p.add_argument("--power", type=_float, default=1.0, help="ER/ERK power-scale parameter (default 1)")
     p.add_argument("--method", help="training method: dense, static, snip, set, small_dense, rigl, snfs, pruning")
     p.add_argument("--delta-t", type=_positive_int, help="steps between mask updates (rigl)")
@@ -59,7 +71,8 @@ def _run_flops(args: argparse.Namespace) -> int:
 
     report = flops_report(model=args.model, width=args.width, distribution=args.distribution,
                           sparsity=args.sparsity, power=args.power, method=args.method, delta_t=args.delta_t,
-                          multiplier=args.multiplier, t_end=args.t_end, steps=args.steps, batch=args.batch)
+                          multiplier=args.multiplier, t_end=args.t_end, steps=args.steps, batch=args.batch,
+                          input_shape=_input_shape(args))
     if args.json:
         print(json.dumps(report))
     else:
@@ -74,7 +87,9 @@ def _add_trace(sub: argparse._SubParsersAction) -> None:
     s = tsub.add_parser("synth", help="write a synthetic trace (random positions, exact counts) for a zoo model",
                         description="Synthetic RigL trace with the structure of a recorded one: exact nonzeros per "
                                     "layer, drop/grow counts following the cosine schedule, random positions.")
-    s.add_argument("--model", required=True)
+    s.add_argument("--model", required=True, help="zoo model, package.module:factory (with --input-shape) or FILE.onnx")
+    s.add_argument("--input-shape", default=None, metavar="C,H,W|F",
+                   help="per-sample input shape of a package.module:factory model")
     s.add_argument("--width", type=_float, default=1.0)
     s.add_argument("--distribution", required=True)
     s.add_argument("--sparsity", type=_float, required=True)
@@ -95,7 +110,7 @@ def _run_trace_synth(args: argparse.Namespace) -> int:
 
     out = write_synthetic_trace(args.out, args.model, args.distribution, args.sparsity, args.steps, args.delta_t,
                                 args.alpha, args.t_end, args.batch, decay=args.decay, seed=args.seed,
-                                width=args.width, method=args.method)
+                                width=args.width, method=args.method, input_shape=_input_shape(args))
     print(f"wrote synthetic trace {out}", file=sys.stderr)
     return 0
 
@@ -331,12 +346,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .schedules import ScheduleError
     from .trace import TraceError
     from .zoo import ZooError
-    errors += [DistributionError, FlopsError, ScheduleError, TraceError, ZooError]
+    from .user_model import UserModelError
+    errors += [DistributionError, FlopsError, ScheduleError, TraceError, ZooError, UserModelError]
     for mod, name in (("simulator.hardware", "HardwareSpecError"), ("simulator.engine", "SimulationError"),
                       ("export.errors", "ExportError"), ("export.checkpoint", "ExportError"),
                       ("rigl_hw.checkpoint", "CheckpointError"), ("rigl_hw.errors", "RiglHwError"),
                       ("studies.sweep", "SweepError"), ("rigl_hw.data", "DataError"), ("rigl_hw.train_config", "TrainConfigError"),
-                      ("rigl_hw.methods.base", "MethodError")):
+                      ("rigl_hw.methods.base", "MethodError"),
+                      ("rigl_hw.onnx_workload", "OnnxWorkloadError"), ("rigl_hw.prune_interop", "PruneInteropError")):
         m = sys.modules.get(mod)
         if m is not None and hasattr(m, name):
             errors.append(getattr(m, name))

@@ -8,6 +8,7 @@ per update following the update schedule (k = floor(f(t) · nnz_l)), random posi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -21,14 +22,17 @@ SYNTH_METHODS = ("rigl", "set", "snfs", "static")
 
 def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sparsity: float, steps: int,
                           delta_t: int, alpha: float, t_end: int, batch: int, decay: str = "cosine",
-                          seed: int = 0, width: float = 1.0, method: str = "rigl") -> Path:
-    """Write a synthetic trace directory and return its path (see module docstring)."""
+                          seed: int = 0, width: float = 1.0, method: str = "rigl",
+                          input_shape: Sequence[int] | None = None) -> Path:
+    """Write a synthetic trace directory and return its path (see module docstring).
+
+    model: a zoo name, `package.module:factory` (needs input_shape, per sample) or FILE.onnx."""
     if method not in SYNTH_METHODS:
         raise ValueError(f"synthetic traces support methods {SYNTH_METHODS}, got {method!r}")
     if steps <= 0 or batch <= 0:
         raise ValueError(f"--steps and --batch must be positive, got {steps} and {batch}")
     sched = UpdateSchedule(delta_t=delta_t, t_end=t_end, alpha=alpha, decay=decay).validate(total_steps=steps)
-    specs, alloc = model_allocation(model, distribution, sparsity, width=width)
+    specs, alloc = model_allocation(model, distribution, sparsity, width=width, input_shape=input_shape)
     shapes = {s.name: s.weight_shape for s in specs}
     rng = np.random.default_rng(seed)
     init = random_masks(alloc, shapes, rng)
@@ -54,6 +58,8 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
         "dense_weight_grad_every_step": method == "snfs",
         "seed": seed, "masks": "synthetic", "synthetic_seed": seed,
     }
+    if input_shape is not None:
+        meta["input_shape"] = [int(v) for v in input_shape]
     out = Path(out_dir)
     write_trace_files(out, specs, meta, arrays, log)
     return out

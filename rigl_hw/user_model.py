@@ -96,6 +96,15 @@ def build_user_model(ref: str):
     return model
 
 
+def build_run_model(name: str, width: float = 1.0, num_classes: int | None = None):
+    """The nn.Module of a run: a zoo model (models.build_model) or a `module:factory` model (as given)."""
+    if is_user_model(name):
+        return build_user_model(name)
+    from .models import build_model
+
+    return build_model(name, width, num_classes)
+
+
 def need_input_shape(ref: str, input_shape: Sequence[int] | None) -> tuple[int, ...]:
     shape = parse_input_shape(input_shape)
     if shape is None:
