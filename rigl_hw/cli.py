@@ -120,7 +120,8 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate", help="simulate a training trace on a hardware spec (cycles, time, energy)",
                        description="Simulate every interval between mask updates with that interval's masks, "
                                    "times its length, plus each mask-update step.")
-    p.add_argument("trace", help="trace directory (from `rigl-hw train` or `rigl-hw trace synth`)")
+    p.add_argument("trace", help="trace directory (from `rigl-hw train` or `rigl-hw trace synth`), or FILE.onnx "
+                                 "(simulated as inference)")
     p.add_argument("--hardware", required=True, help="preset name (`rigl-hw hardware list`) or a .toml spec")
     p.add_argument("--mode", default="real", choices=("real", "statistical", "compare"),
                    help="real (use the trace's masks, default), statistical (random masks of the same densities, "
@@ -132,6 +133,13 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                    help="no progress bar (it is shown only when stderr is a terminal)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the run: cost per step over the run, energy by "
                                                       "component, cycles per layer and pass")
+    p.add_argument("--inference", action="store_true",
+                   help="forward pass only: what the model costs per inference (always so for FILE.onnx; for a "
+                        "trace, its final masks)")
+    p.add_argument("--batch", type=_positive_int, default=None,
+                   help="--inference: samples per forward pass (default 1 for ONNX, the trace's batch otherwise)")
+    p.add_argument("--input-shape", default=None, metavar="C,H,W|F",
+                   help="--inference on ONNX: per-sample input shape for symbolic input dimensions")
     p.set_defaults(func=_run_simulate)
 
 
@@ -146,6 +154,10 @@ def _run_simulate(args: argparse.Namespace) -> int:
             raise CliError(f"--{opt} {path}: its directory does not exist; create it first")
     if args.plot and args.mode == "compare":
         raise CliError("--plot draws one run; use it with --mode real or statistical, not compare")
+    if args.inference or str(args.trace).lower().endswith(".onnx"):
+        return _run_simulate_inference(args)
+    if args.batch is not None:
+        raise CliError("--batch sets the inference batch; use it with --inference (a trace keeps its own batch)")
     if args.mode == "compare":
         return _run_simulate_compare(args)
     sim = simulate_trace(args.trace, args.hardware, mode=args.mode, progress=args.progress and sys.stderr.isatty())
@@ -171,6 +183,29 @@ def _run_simulate(args: argparse.Namespace) -> int:
         print(f"  table: {args.out}")
     if args.plot:
         print(f"  plot: {args.plot}")
+    return 0
+
+
+def _run_simulate_inference(args: argparse.Namespace) -> int:
+    from simulator.inference import simulate_inference
+    from simulator.trace_run import write_csv_atomic
+
+    if args.mode != "real" or args.plot:
+        raise CliError("--inference simulates the model's own masks once: drop --mode and --plot")
+    res = simulate_inference(args.trace, args.hardware, batch=args.batch, input_shape=_input_shape(args))
+    summary = res.summary()
+    if args.out:
+        write_csv_atomic(res.table, args.out)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    b, s1 = summary["per_batch"], summary["per_sample"]
+    print(f"{summary['model']} inference at batch {summary['batch']} on {summary['hardware']} "
+          f"(density {summary['density']:.3f}, {summary['nonzeros']:,} of {summary['params']:,} weights)")
+    print(f"  per batch:  {b['cycles']:.4g} cycles  {b['time_s']:.4g} s  {b['energy_j']:.4g} J")
+    print(f"  per sample: {s1['cycles']:.4g} cycles  {s1['time_s']:.4g} s  {s1['energy_j']:.4g} J")
+    if args.out:
+        print(f"  table: {args.out}")
     return 0
 
 
