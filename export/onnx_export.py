@@ -85,8 +85,17 @@ def _resolve(source: Any, masks: dict[str, np.ndarray] | None, example: torch.Te
     if isinstance(source, nn.Module):
         if example is None:
             raise ExportError("exporting an nn.Module needs example_input (a batch of inputs)")
-        model = copy.deepcopy(source).eval()
+        from rigl_hw.prune_interop import PruneInteropError, bake_torch_pruning, has_torch_pruning
+
         found: dict[str, np.ndarray] = {}
+        if has_torch_pruning(source):   # prune hooks / ao parametrizations: bake on a copy
+            try:
+                model, found = bake_torch_pruning(source)
+            except PruneInteropError as exc:
+                raise ExportError(str(exc)) from None
+            model = model.eval()
+        else:
+            model = copy.deepcopy(source).eval()
         for mod_name, mod in model.named_modules():  # take mask buffers off the copy
             for buf in [b for b in list(mod._buffers) if b.endswith(MASK_SUFFIX)]:
                 pname = (f"{mod_name}." if mod_name else "") + buf[: -len(MASK_SUFFIX)]
