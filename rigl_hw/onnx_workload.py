@@ -21,9 +21,9 @@ was exported by rigl-hw (initializer names are the torch parameter names: "fc1.w
 projection tied to one. Any other node that
 consumes a 2-D-or-larger float initializer is refused, naming the op.
 
-Shapes come from onnx shape inference after the batch dimension is set to 1 and any other symbolic
-input dimension is filled from `input_shape` (per sample) or the file's `rigl_hw.input_shape`
-metadata. Every failure is an OnnxWorkloadError with one line naming the problem and the fix.
+Shapes come from onnx shape inference after the batch dimension is set to 1 (dimension 0 when an
+input shape is known, else the first symbolic one) and any other symbolic input dimension is filled
+from `input_shape` (per sample) or the file's `rigl_hw.input_shape` metadata. Every failure is an OnnxWorkloadError with one line naming the problem and the fix.
 """
 
 from __future__ import annotations
@@ -136,7 +136,11 @@ def _metadata(model) -> dict[str, Any]:
 
 
 def _fix_inputs(model, init_names: set[str], input_shape: Sequence[int] | None, path: str) -> tuple[int, ...]:
-    """Set batch = 1 and other symbolic dims of the (first) graph input in place; return per-sample shape."""
+    """Fix the graph inputs' dimensions in place and return the first input's per-sample shape.
+
+    With `input_shape` (per sample), dimension 0 of the first input is the batch (set to 1) and the
+    others come from it. Without, the first symbolic dimension of each input is its batch (set to 1;
+    time-major RNN inputs have it second) and any other symbolic dimension is an error."""
     inputs = [i for i in model.graph.input if i.name not in init_names]
     per_sample: tuple[int, ...] = ()
     for n_in, inp in enumerate(inputs):
@@ -145,19 +149,22 @@ def _fix_inputs(model, init_names: set[str], input_shape: Sequence[int] | None, 
         if want is not None and len(want) != len(dims) - 1:
             raise OnnxWorkloadError(f"{path}: input {inp.name!r} has {len(dims)} dimensions; --input-shape "
                                     f"{','.join(map(str, want))} gives {len(want)} per sample (needs {len(dims) - 1})")
+        symbolic = [i for i, d in enumerate(dims) if not d.HasField("dim_value") or d.dim_value <= 0]
+        batch_axis = 0 if want is not None or not symbolic else symbolic[0]
         for i, d in enumerate(dims):
-            if i == 0:
-                d.ClearField("dim_param")
-                d.dim_value = 1
-                continue
-            if want is not None:
-                d.ClearField("dim_param")
-                d.dim_value = int(want[i - 1])
-            elif not d.HasField("dim_value") or d.dim_value <= 0:
+            if i == batch_axis:
+                value = 1
+            elif want is not None:
+                value = int(want[i - 1])
+            elif i in symbolic:
                 raise OnnxWorkloadError(f"{path}: input {inp.name!r} dimension {i} is symbolic "
                                         f"({d.dim_param or '?'}); pass --input-shape with the per-sample shape")
+            else:
+                continue
+            d.ClearField("dim_param")
+            d.dim_value = value
         if n_in == 0:
-            per_sample = tuple(int(d.dim_value) for d in dims[1:])
+            per_sample = tuple(int(d.dim_value) for i, d in enumerate(dims) if i != batch_axis)
     return per_sample
 
 
