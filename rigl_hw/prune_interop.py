@@ -106,6 +106,20 @@ def has_torch_pruning(model: nn.Module) -> bool:
     return any(_pruned_attrs(m) or _parametrized_attrs(m) for m in model.modules())
 
 
+def _unparametrize_copy(module: nn.Module) -> None:
+    """Replace every parametrized tensor of a *copied* module by a plain Parameter holding its value.
+
+    parametrize.remove_parametrizations would delete the property from the module's class, which a
+    deepcopy shares with the caller's module (breaking it); this swaps the copy's class instead."""
+    values = {attr: getattr(module, attr).detach().clone() for attr in _parametrized_attrs(module)}
+    grads = {attr: module.parametrizations[attr].original.requires_grad for attr in values}
+    base = type(module).__bases__[0]      # parametrize's per-module class derives from the original one
+    del module._modules["parametrizations"]
+    module.__class__ = base
+    for attr, v in values.items():
+        module.register_parameter(attr, nn.Parameter(v, requires_grad=grads[attr]))
+
+
 def bake_torch_pruning(model: nn.Module) -> tuple[nn.Module, dict[str, np.ndarray]]:
     """(copy with masks multiplied in and hooks/parametrizations removed, masks); see module docstring."""
     masks = masks_from_torch(model)          # refuses unreadable state before copying anything
@@ -119,8 +133,8 @@ def bake_torch_pruning(model: nn.Module) -> tuple[nn.Module, dict[str, np.ndarra
     for mod_name, module in list(baked.named_modules()):
         for attr in _pruned_attrs(module):
             prune.remove(module, attr)       # attr becomes a Parameter holding attr_orig * attr_mask
-        for attr in _parametrized_attrs(module):
-            parametrize.remove_parametrizations(module, attr, leave_parametrized=True)
+        if _parametrized_attrs(module):
+            _unparametrize_copy(module)
     params = dict(baked.named_parameters())
     with torch.no_grad():
         for name, mask in masks.items():
