@@ -97,8 +97,8 @@ def load_dataset(name: str, model: str, *, seed: int = 0, split_seed: int = 0, d
         raise DataError(f"seq_len must be >= 2, got {seq_len}")
     if name == "digits":
         if shape not in ((64,), (1, 8, 8)):
-            raise DataError(f"dataset digits feeds 8x8 images (input shape 64 or 1,8,8) to mlp, small_cnn or a "
-                            f"model of that input, not {model} {shape}; use --dataset synthetic for other models")
+            raise DataError(f"dataset digits feeds 8x8 images to mlp or small_cnn (or a model with input shape 64 "
+                            f"or 1,8,8), not {model}; use --dataset synthetic for other models")
         return _digits(shape, split_seed)
     if name == "cifar10":
         if shape != (3, 32, 32):
