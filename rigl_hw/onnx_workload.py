@@ -302,6 +302,13 @@ def onnx_workload(path: str | os.PathLike, input_shape: Sequence[int] | None = N
             x = _need(shapes, node.input[0], node, path_s)
             y = _need(shapes, node.output[0], node, path_s)
             pads = list(a.get("pads", [0, 0, 0, 0]))
+            auto = a.get("auto_pad", b"NOTSET")
+            auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+            if auto in ("SAME_UPPER", "SAME_LOWER"):   # total pad = (out - 1) s + d (k - 1) + 1 - in per axis
+                st, dl = a.get("strides", [1, 1]), a.get("dilations", [1, 1])
+                tot = [max((y[2 + i] - 1) * st[i] + dl[i] * (w.shape[2 + i] - 1) + 1 - x[2 + i], 0) for i in (0, 1)]
+                begin = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in tot]
+                pads = [begin[0], begin[1], tot[0] - begin[0], tot[1] - begin[1]]
             name, param = _layer_names(init)
             add(LayerSpec(name=name, param_name=param, kind="conv", weight_shape=tuple(int(v) for v in w.shape),
                           in_hw=(x[2], x[3]), out_hw=(y[2], y[3]), groups=int(a.get("group", 1)),

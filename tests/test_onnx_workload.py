@@ -235,3 +235,15 @@ def test_exported_zoo_checkpoint_matches_zoo_specs(tmp_path, model):
     state = torch.load(ck, weights_only=True)["model_state"]
     for s in w.specs:
         assert np.array_equal(w.masks[s.name], state[s.param_name + "_mask"].numpy())
+
+
+def test_conv_auto_pad_same(tmp_path):
+    conv = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+    want = trace_layer_specs(conv, torch.zeros(1, 4, 9, 9))[0]     # out 5x5, pad 1
+    w = numpy_helper.from_array(conv.weight.detach().numpy(), "weight")
+    node = helper.make_node("Conv", ["x", "weight"], ["y"], strides=[2, 2], auto_pad="SAME_UPPER")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 9, 9])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "s.onnx"))
+    got = onnx_workload(tmp_path / "s.onnx").specs[0]
+    assert (got.out_hw, got.padding, got.stride) == (want.out_hw, want.padding, want.stride) == ((5, 5), (1, 1), (2, 2))
