@@ -228,9 +228,13 @@ def _train(config, resume, stop_at, on_step, dist, rank, world, device_kind="cpu
     run_dir = Path(config.out)
     ckpt = None
     if resume:
-        cmp = {k: v for k, v in config.to_dict().items()
-               if not (k in _NEW_SETTINGS and v == TrainConfig.__dataclass_fields__[k].default)}
-        ckpt = load_checkpoint(run_dir, config=cmp, ignore=RESUME_MUTABLE + ("data_dir",) + _NEW_SETTINGS)
+        now = config.to_dict()
+        ckpt = load_checkpoint(run_dir, config=now, ignore=RESUME_MUTABLE + ("data_dir",) + _NEW_SETTINGS)
+        for k in _NEW_SETTINGS:         # absent in older checkpoints: compare against the default
+            was = ckpt["config"].get(k, TrainConfig.__dataclass_fields__[k].default)
+            if was != now[k]:
+                raise CheckpointError(f"checkpoint in {run_dir} was trained with {k}={was!r}, this run has "
+                                      f"{now[k]!r}; resume with the run's own settings or start a new run directory")
     elif (run_dir / CHECKPOINT_FILE).exists():
         raise TrainConfigError(f"{run_dir} already holds a checkpoint; pass --resume {run_dir} to continue it "
                                "or choose another --out")

@@ -81,3 +81,28 @@ def test_device_may_change_on_resume(tmp_path):
     assert train(cfg, stop_at=10).interrupted
     done = train(TrainConfig(**{**cfg.to_dict(), "device": "auto"}), resume=True)
     assert done.steps_done == 20
+
+
+def test_bf16_may_not_change_on_resume(tmp_path):
+    from rigl_hw.checkpoint import CheckpointError
+    from rigl_hw.train import train
+
+    cfg = TrainConfig(model="mlp", steps=20, delta_t=5, batch_size=16, out=str(tmp_path / "r"), progress=False,
+                      device="cpu")
+    assert train(cfg, stop_at=10).interrupted
+    with pytest.raises(CheckpointError, match="bf16=False"):
+        train(TrainConfig(**{**cfg.to_dict(), "bf16": True}), resume=True)
+
+
+def test_resume_of_a_checkpoint_from_before_device_settings(tmp_path):
+    from rigl_hw.train import train
+
+    cfg = TrainConfig(model="mlp", steps=20, delta_t=5, batch_size=16, out=str(tmp_path / "r"), progress=False)
+    assert train(cfg, stop_at=10).interrupted
+    path = tmp_path / "r" / "checkpoint.pt"
+    ck = torch.load(path, weights_only=True)
+    for k in ("input_shape", "device", "bf16"):
+        del ck["config"][k]
+    ck.pop("preprocessing")
+    torch.save(ck, path)
+    assert train(cfg, resume=True).steps_done == 20
