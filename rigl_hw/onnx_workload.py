@@ -114,9 +114,7 @@ def _initializers(model) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     for sp in model.graph.sparse_initializer:
         a = sparse_to_dense(sp)
         arrays[sp.values.name] = a
-        from onnx import numpy_helper as nh
-
-        idx = nh.to_array(sp.indices).astype(np.int64)
+        idx = numpy_helper.to_array(sp.indices).astype(np.int64)
         if idx.ndim == 2:
             idx = np.ravel_multi_index(tuple(idx.T), a.shape)
         m = np.zeros(a.size, dtype=bool)
@@ -318,6 +316,10 @@ def onnx_workload(path: str | os.PathLike, input_shape: Sequence[int] | None = N
         elif op in ("Gemm", "MatMul"):
             b_idx = 1
             if op == "MatMul" and g.weight_source(node.input[1]) is None:
+                src = g.weight_source(node.input[0])
+                if src is not None and g.is_weight(src[0]):
+                    raise OnnxWorkloadError(f"{path_s}: MatMul node {label!r} has its weight {src[0]!r} as the first "
+                                            "operand (W @ X); rigl-hw reads X @ W (re-export with the weight second)")
                 continue    # activation x activation product (attention scores): no weight
             init, through_t = _weight(g, node, b_idx)
             if init in g.embeddings:
