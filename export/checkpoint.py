@@ -6,6 +6,11 @@ Checkpoint contract (written by the trainer with `torch.save`, read with `weight
      "model": {"name": str, "width": float, "num_classes": int},
      "model_state": state_dict, "step": int, ...}            # other keys are ignored
 
+`model.name` may be a `package.module:factory` reference (rigl_hw.user_model): the factory is
+imported and called to rebuild the model, and `model.input_shape` gives its per-sample input. An
+optional `preprocessing` entry ({mean, std, layout, input_shape, formula}) is passed on to the ONNX
+metadata; checkpoints without it load as before.
+
 The mask of parameter `a.b.weight` is the bool buffer `a.b.weight_mask` in `model_state` (registered
 on the module that owns the weight). Layers kept dense may have an all-True mask or none at all.
 
@@ -86,7 +91,9 @@ def _model_meta(path: Path, obj: Any) -> tuple[str, float, int | None]:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise _fail(path, "has no 'model' entry with a 'name'", "re-save it with `rigl-hw train`")
     name = spec["name"]
-    if name not in MODELS:
+    from rigl_hw.user_model import is_user_model
+
+    if name not in MODELS and not is_user_model(name):
         raise _fail(path, f"unknown model name {name!r}",
                     f"it must be one of {', '.join(sorted(MODELS))} (was it written by another version?)")
     try:
@@ -159,13 +166,13 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
 
     Raises ExportError (one line: problem; fix) when it is unusable.
     """
-    from rigl_hw.models import build_model
-
     from rigl_hw.checkpoint import CheckpointError, non_finite_tensors, verify_checksum
 
     path = Path(path)
     path, obj = _read_file(path)
     name, width, num_classes = _model_meta(path, obj)
+    from rigl_hw.user_model import build_run_model
+
     try:
         verify_checksum(path, obj)
     except CheckpointError as exc:
@@ -176,7 +183,7 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
                     f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): the run diverged",
                     "export a checkpoint of a run whose loss stayed finite")
     try:
-        model = build_model(name, width=width, num_classes=num_classes)
+        model = build_run_model(name, width=width, num_classes=num_classes)
     except ValueError as exc:
         raise _fail(path, f"cannot build model {name!r} ({one_line(exc)})", "fix the 'model' entry") from None
     state, masks = _split_masks(path, obj["model_state"], model)
@@ -185,6 +192,11 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     model.eval()
     meta = {"model_name": name, "width": width, "num_classes": num_classes,
             "step": obj.get("step"), "checkpoint": str(path)}
+    shape = obj["model"].get("input_shape")
+    if shape is not None:        # package.module:factory models record their per-sample input
+        meta["input_shape"] = tuple(int(v) for v in shape)
+    if isinstance(obj.get("preprocessing"), dict):   # absent in checkpoints written before it was recorded
+        meta["preprocessing"] = obj["preprocessing"]
     return LoadedCheckpoint(model=model, masks=masks, meta=meta)
 
 

@@ -77,14 +77,25 @@ def _resolve(source: Any, masks: dict[str, np.ndarray] | None, example: torch.Te
         if name in MODELS:
             entry = MODELS[name]
             return source, tuple(input_shape or entry.input_shape), entry.input_dtype
+        if source.meta.get("input_shape") is not None:    # a package.module:factory model: float inputs
+            return source, tuple(input_shape or source.meta["input_shape"]), "float32"
         if example is None:
             raise ExportError("a checkpoint of a model outside the zoo needs example_input")
         return source, tuple(input_shape or example.shape[1:]), str(example.dtype).replace("torch.", "")
     if isinstance(source, nn.Module):
         if example is None:
             raise ExportError("exporting an nn.Module needs example_input (a batch of inputs)")
-        model = copy.deepcopy(source).eval()
+        from rigl_hw.prune_interop import PruneInteropError, bake_torch_pruning, has_torch_pruning
+
         found: dict[str, np.ndarray] = {}
+        if has_torch_pruning(source):   # prune hooks / ao parametrizations: bake on a copy
+            try:
+                model, found = bake_torch_pruning(source)
+            except PruneInteropError as exc:
+                raise ExportError(str(exc)) from None
+            model = model.eval()
+        else:
+            model = copy.deepcopy(source).eval()
         for mod_name, mod in model.named_modules():  # take mask buffers off the copy
             for buf in [b for b in list(mod._buffers) if b.endswith(MASK_SUFFIX)]:
                 pname = (f"{mod_name}." if mod_name else "") + buf[: -len(MASK_SUFFIX)]
@@ -148,7 +159,8 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike, format: s
                 *, input_shape: tuple[int, ...] | None = None, example_input: torch.Tensor | None = None,
                 masks: dict[str, np.ndarray] | None = None, batch_size: int = 2,
                 verify_batch_sizes: tuple[int, ...] | None = None,
-                abs_tol: float = ABS_TOL, rel_tol: float = REL_TOL) -> ExportReport:
+                abs_tol: float = ABS_TOL, rel_tol: float = REL_TOL,
+                preprocessing: dict[str, Any] | None = None) -> ExportReport:
     """Export a checkpoint (path or LoadedCheckpoint) or an nn.Module to `out_path`; see module docstring.
 
     format:          "dense" (exact zeros in ordinary initializers) or "sparse" (sparse initializers
@@ -160,6 +172,10 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike, format: s
     input_shape:     per-sample input shape used for tracing and verification (zoo default otherwise,
                      e.g. (3, 64, 64) for a faster ResNet-50 check); required via example_input for
                      models outside the zoo.
+    preprocessing:   {mean, std, layout, input_shape, formula} written to metadata_props
+                     `rigl_hw.preprocessing` (default: the checkpoint's, if it records one).
+    An nn.Module carrying torch.nn.utils.prune hooks or torch.nn.utils.parametrize masks (torch.ao.pruning)
+    is baked on a copy first (rigl_hw.prune_interop); the graph never holds mask tensors or Mul nodes.
     Raises ExportError (one line) for every user error; returns an ExportReport.
     """
     _check_options(format, opset, sparse_min_elements, sparse_max_density)
@@ -191,6 +207,10 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike, format: s
             "folded_bn": [{"weight": f.weight, "bias": f.bias, "bn": f.bn, "zero_channels": list(f.zero_channels)}
                           for f in folds],
             "name_map": name_map, "masked_params": sorted(ck.masks)}
+    if preprocessing is None:
+        preprocessing = ck.meta.get("preprocessing")
+    if preprocessing is not None:   # what a runtime must do to raw inputs before feeding `input`
+        meta["preprocessing"] = preprocessing
     dense = proto
     set_metadata(dense, {**meta, "format": "dense"})
     sparse = onnx.ModelProto()

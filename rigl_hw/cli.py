@@ -52,15 +52,27 @@ def _float(text: str) -> float:
     return v
 
 
+def _input_shape(args: argparse.Namespace):
+    from .user_model import parse_input_shape
+
+    return parse_input_shape(getattr(args, "input_shape", None))
+
+
 # --------------------------------------------------------------------------------------------- flops
 def _add_flops(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flops", help="parameters, inference and training FLOPs of a sparse model",
                        description="Per-layer parameters and FLOPs of a zoo model under a sparsity distribution "
                                    "(RigL paper Appendix H: 2·nnz·P + E FLOPs per layer per sample).")
-    p.add_argument("--model", required=True, help="zoo model name (resnet50, mobilenet_v1, ...)")
+    p.add_argument("--model", required=True, help="zoo model name (resnet50, mobilenet_v1, ...), "
+                                                  "package.module:factory (with --input-shape) or FILE.onnx")
+    p.add_argument("--input-shape", default=None, metavar="C,H,W|F",
+                   help="per-sample input shape of a package.module:factory model (or of an ONNX file's "
+                        "symbolic dimensions)")
     p.add_argument("--width", type=_float, default=1.0, help="width multiplier (default 1.0)")
-    p.add_argument("--distribution", required=True, help="uniform | er | erk")
-    p.add_argument("--sparsity", type=_float, required=True, help="overall sparsity S in [0, 1)")
+    p.add_argument("--distribution", default=None, help="uniform | er | erk (required unless --model is an ONNX "
+                                                        "file: then the file's own zeros are used)")
+    p.add_argument("--sparsity", type=_float, default=None, help="overall sparsity S in [0, 1) (required with "
+                                                                  "--distribution)")
     p.add_argument("--power", type=_float, default=1.0, help="ER/ERK power-scale parameter (default 1)")
     p.add_argument("--method", help="training method: dense, static, snip, set, small_dense, rigl, snfs, pruning")
     p.add_argument("--delta-t", type=_positive_int, help="steps between mask updates (rigl)")
@@ -78,7 +90,8 @@ def _run_flops(args: argparse.Namespace) -> int:
 
     report = flops_report(model=args.model, width=args.width, distribution=args.distribution,
                           sparsity=args.sparsity, power=args.power, method=args.method, delta_t=args.delta_t,
-                          multiplier=args.multiplier, t_end=args.t_end, steps=args.steps, batch=args.batch)
+                          multiplier=args.multiplier, t_end=args.t_end, steps=args.steps, batch=args.batch,
+                          input_shape=_input_shape(args))
     if args.json:
         print(json.dumps(report))
     else:
@@ -93,7 +106,9 @@ def _add_trace(sub: argparse._SubParsersAction) -> None:
     s = tsub.add_parser("synth", help="write a synthetic trace (random positions, exact counts) for a zoo model",
                         description="Synthetic RigL trace with the structure of a recorded one: exact nonzeros per "
                                     "layer, drop/grow counts following the cosine schedule, random positions.")
-    s.add_argument("--model", required=True)
+    s.add_argument("--model", required=True, help="zoo model, package.module:factory (with --input-shape) or FILE.onnx")
+    s.add_argument("--input-shape", default=None, metavar="C,H,W|F",
+                   help="per-sample input shape of a package.module:factory model")
     s.add_argument("--width", type=_float, default=1.0)
     s.add_argument("--distribution", required=True)
     s.add_argument("--sparsity", type=_float, required=True)
@@ -122,7 +137,8 @@ def _run_trace_synth(args: argparse.Namespace) -> int:
     out = write_synthetic_trace(args.out, args.model, args.distribution, args.sparsity, args.steps, args.delta_t,
                                 args.alpha, args.t_end, args.batch, decay=args.decay, seed=args.seed,
                                 width=args.width, method=args.method, input_density=args.input_density,
-                                grad_density=args.grad_density, operand_samples=args.operand_samples)
+                                grad_density=args.grad_density, operand_samples=args.operand_samples,
+                                input_shape=_input_shape(args))
     print(f"wrote synthetic trace {out}", file=sys.stderr)
     return 0
 
@@ -132,7 +148,8 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate", help="simulate a training trace on a hardware spec (cycles, time, energy)",
                        description="Simulate every interval between mask updates with that interval's masks, "
                                    "times its length, plus each mask-update step.")
-    p.add_argument("trace", help="trace directory (from `rigl-hw train` or `rigl-hw trace synth`)")
+    p.add_argument("trace", help="trace directory (from `rigl-hw train` or `rigl-hw trace synth`), or FILE.onnx "
+                                 "(simulated as inference)")
     p.add_argument("--hardware", required=True, nargs="+", metavar="HW",
                    help="one or more preset names (`rigl-hw hardware list`) or .toml specs; several give one "
                         "comparison table")
@@ -149,6 +166,13 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                    help="no progress bar (it is shown only when stderr is a terminal)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the run: cost per step over the run, energy by "
                                                       "component, cycles per layer and pass")
+    p.add_argument("--inference", action="store_true",
+                   help="forward pass only: what the model costs per inference (always so for FILE.onnx; for a "
+                        "trace, its final masks)")
+    p.add_argument("--batch", type=_positive_int, default=None,
+                   help="--inference: samples per forward pass (default 1 for ONNX, the trace's batch otherwise)")
+    p.add_argument("--input-shape", default=None, metavar="C,H,W|F",
+                   help="--inference on ONNX: per-sample input shape for symbolic input dimensions")
     p.set_defaults(func=_run_simulate)
 
 
@@ -163,12 +187,16 @@ def _run_simulate(args: argparse.Namespace) -> int:
         path = getattr(args, opt)
         if path and not Path(path).resolve().parent.is_dir():
             raise CliError(f"--{opt} {path}: its directory does not exist; create it first")
-    hw_file = args.hardware if Path(args.hardware).exists() else None
-    refuse_self_overwrite({"--out": args.out, "--plot": args.plot}, [args.trace, hw_file])
+    hw_files = [h for h in args.hardware if Path(h).exists()]
+    refuse_self_overwrite({"--out": args.out, "--plot": args.plot}, [args.trace, *hw_files])
     if args.out and args.plot:
         refuse_self_overwrite({"--plot": args.plot}, [args.out])
     if args.plot and args.mode == "compare":
         raise CliError("--plot draws one run; use it with --mode real or statistical, not compare")
+    if args.inference or str(args.trace).lower().endswith(".onnx"):
+        return _run_simulate_inference(args)
+    if args.batch is not None:
+        raise CliError("--batch sets the inference batch; use it with --inference (a trace keeps its own batch)")
     if args.mode == "compare":
         if len(args.hardware) > 1:
             raise CliError("--mode compare takes one --hardware; compare several specs with --mode real or statistical")
@@ -263,6 +291,31 @@ def _run_simulate_many(args: argparse.Namespace) -> int:
         print(f"  table: {args.out}")
     if args.plot:
         print(f"  plot: {args.plot}")
+    return 0
+
+
+def _run_simulate_inference(args: argparse.Namespace) -> int:
+    from simulator.inference import simulate_inference
+    from simulator.trace_run import write_csv_atomic
+
+    if args.mode != "real" or args.plot:
+        raise CliError("--inference simulates the model's own masks once: drop --mode and --plot")
+    if len(args.hardware) > 1:
+        raise CliError("--inference takes one --hardware; run it once per spec")
+    res = simulate_inference(args.trace, args.hardware[0], batch=args.batch, input_shape=_input_shape(args))
+    summary = res.summary()
+    if args.out:
+        write_csv_atomic(res.table, args.out)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    b, s1 = summary["per_batch"], summary["per_sample"]
+    print(f"{summary['model']} inference at batch {summary['batch']} on {summary['hardware']} "
+          f"(density {summary['density']:.3f}, {summary['nonzeros']:,} of {summary['params']:,} weights)")
+    print(f"  per batch:  {b['cycles']:.4g} cycles  {b['time_s']:.4g} s  {b['energy_j']:.4g} J")
+    print(f"  per sample: {s1['cycles']:.4g} cycles  {s1['time_s']:.4g} s  {s1['energy_j']:.4g} J")
+    if args.out:
+        print(f"  table: {args.out}")
     return 0
 
 

@@ -72,8 +72,12 @@ class Dataset:
 
 
 # ------------------------------------------------------------------------------------------ loading
-def _model_input(model: str) -> tuple[tuple[int, ...], str]:
+def _model_input(model: str, input_shape=None) -> tuple[tuple[int, ...], str]:
     from .models import MODELS
+    from .user_model import is_user_model, need_input_shape
+
+    if is_user_model(model):   # package.module:factory models take float inputs of the given shape
+        return need_input_shape(model, input_shape), "float32"
 
     if model not in MODELS:
         raise DataError(f"unknown model {model!r}; choose one of {', '.join(sorted(MODELS))}")
@@ -82,17 +86,19 @@ def _model_input(model: str) -> tuple[tuple[int, ...], str]:
 
 
 def load_dataset(name: str, model: str, *, seed: int = 0, split_seed: int = 0, data_dir: str | None = None,
-                 seq_len: int = 64, corpus_bytes: int = DEFAULT_CORPUS_BYTES, n_train: int | None = None) -> Dataset:
-    """The data set `name` shaped for zoo model `model` (see the module docstring)."""
+                 seq_len: int = 64, corpus_bytes: int = DEFAULT_CORPUS_BYTES, n_train: int | None = None,
+                 input_shape=None) -> Dataset:
+    """The data set `name` shaped for `model` (see the module docstring): a zoo model, or a
+    package.module:factory model with per-sample `input_shape`."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    shape, dtype = _model_input(model)
+    shape, dtype = _model_input(model, input_shape)
     if seq_len < 2:
         raise DataError(f"seq_len must be >= 2, got {seq_len}")
     if name == "digits":
-        if model not in ("mlp", "small_cnn"):
-            raise DataError(f"dataset digits feeds 8x8 images to mlp or small_cnn, not {model}; "
-                            "use --dataset synthetic for other models")
+        if shape not in ((64,), (1, 8, 8)):
+            raise DataError(f"dataset digits feeds 8x8 images to mlp or small_cnn (or a model with input shape 64 "
+                            f"or 1,8,8), not {model}; use --dataset synthetic for other models")
         return _digits(shape, split_seed)
     if name == "cifar10":
         if shape != (3, 32, 32):
@@ -123,8 +129,17 @@ def _digits(shape: tuple[int, ...], split_seed: int) -> Dataset:
     mean, std = x[tr].mean(0), x[tr].std(0) + 1e-6   # standardise with the training split only
     x = (x - mean) / std
     x = x.reshape((-1, *shape))
+    prep = {"mean": mean.reshape(shape).tolist(), "std": std.reshape(shape).tolist(), "layout": _layout(shape),
+            "input_shape": list(shape), "formula": "(x - mean) / std", "raw_input": "sklearn load_digits().data, "
+            "pixel values 0..16 as float32, reshaped to input_shape"}
     return Dataset("digits", "classify", 10, torch.from_numpy(x[tr]), torch.from_numpy(y[tr]),
-                   torch.from_numpy(x[te]), torch.from_numpy(y[te]), info={"split_seed": split_seed})
+                   torch.from_numpy(x[te]), torch.from_numpy(y[te]),
+                   info={"split_seed": split_seed, "preprocessing": prep})
+
+
+def _layout(shape: tuple[int, ...]) -> str:
+    """Axis order of a batch: NF (features), NCHW (images), NL (token sequences)."""
+    return {1: "NF", 3: "NCHW"}.get(len(shape), "N" + "x" * len(shape))
 
 
 def _synthetic_classify(shape: tuple[int, ...], seed: int, n_train: int | None) -> Dataset:
@@ -256,7 +271,10 @@ def _cifar10(data_dir: str | None) -> Dataset:
     std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
     norm = lambda a: (torch.from_numpy(a).float() / 255.0 - mean) / std  # noqa: E731
     return Dataset("cifar10", "classify", 10, norm(xtr), torch.from_numpy(ytr), norm(xte), torch.from_numpy(yte),
-                   augment="cifar", info={"data_dir": str(root)})
+                   augment="cifar", info={"data_dir": str(root), "preprocessing": {
+                       "mean": [[[m]] for m in CIFAR_MEAN], "std": [[[v]] for v in CIFAR_STD], "layout": "NCHW",
+                       "input_shape": [3, 32, 32], "formula": "(x / 255 - mean) / std",
+                       "raw_input": "CIFAR-10 uint8 pixels, channels first"}})
 
 
 # ----------------------------------------------------------------------------------------- batching

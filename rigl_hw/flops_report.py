@@ -6,12 +6,12 @@ Pure glue over zoo (layer tables), distributions and flops; returns plain dicts 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
 
 from .distributions import DISTRIBUTIONS, DistributionError
 from .flops import (IMAGENET_BATCH, IMAGENET_STEPS, METHODS, NEEDS_DELTA_T, FlopsError, inference_flops,
                     solve_width, training_flops)
-from .zoo import check_model_name, model_allocation, model_specs
+from .zoo import MODEL_NAMES, check_model_name, model_allocation, model_specs
 
 
 MASK_BITS_PER_WORD = 32   # the parameter budget counts 32-bit words: a 1-bit mask per weight is N/32 words
@@ -37,15 +37,42 @@ def small_dense_width(model: str, target_params: int, num_classes: int | None = 
                        target_params, lo=0.01, hi=1.0, tol=1e-4)
 
 
-def flops_report(model: str, distribution: str, sparsity: float, width: float = 1.0, power: float = 1.0,
-                 method: str | None = None, delta_t: int | None = None, multiplier: float = 1.0,
-                 t_end: int | None = None, steps: int | None = None, batch: int | None = None) -> dict[str, Any]:
+def _onnx_allocation(model: str, input_shape) -> tuple[list, Any, float]:
+    """Specs, a LayerAllocation of the file's own nonzeros, and its overall sparsity (ONNX, no distribution)."""
+    from .distributions import LayerAllocation
+    from .onnx_workload import onnx_workload
+
+    w = onnx_workload(model, input_shape)
+    specs = list(w.specs)
+    nnz = w.nonzeros()
+    alloc = LayerAllocation(names=tuple(s.name for s in specs), n_params=tuple(s.n_params for s in specs),
+                            sparsity=tuple(1.0 - nnz[s.name] / s.n_params for s in specs),
+                            nonzeros=tuple(nnz[s.name] for s in specs), in_budget=tuple(True for _ in specs))
+    return specs, alloc, 1.0 - alloc.total_nonzeros / alloc.total_params
+
+
+def flops_report(model: str, distribution: str | None, sparsity: float | None, width: float = 1.0,
+                 power: float = 1.0, method: str | None = None, delta_t: int | None = None,
+                 multiplier: float = 1.0, t_end: int | None = None, steps: int | None = None,
+                 batch: int | None = None, input_shape: Sequence[int] | None = None) -> dict[str, Any]:
     """The report of `rigl-hw flops` (see README for the JSON schema). FLOPs are per sample except
-    train_flops, which are per run."""
+    train_flops, which are per run.
+
+    model: a zoo name, `package.module:factory` (with input_shape) or FILE.onnx. For an ONNX file,
+    distribution and sparsity may be None: the file's own nonzeros (exact zeros of its weights) are used.
+    """
+    from .user_model import is_onnx_model
+
     check_model_name(model)
     if not width > 0:
         raise FlopsError(f"--width must be > 0, got {width}")
-    if distribution not in DISTRIBUTIONS:
+    from_file = is_onnx_model(model) and distribution is None and sparsity is None
+    if from_file:
+        distribution = "file"
+    elif distribution is None or sparsity is None:
+        raise FlopsError("--distribution and --sparsity are required (only an ONNX --model may omit both, to use "
+                         "the sparsity stored in the file)")
+    elif distribution not in DISTRIBUTIONS:
         raise DistributionError(f"unknown distribution {distribution!r}; choose one of {', '.join(DISTRIBUTIONS)}")
     if method is not None:
         if method not in METHODS:
@@ -56,7 +83,16 @@ def flops_report(model: str, distribution: str, sparsity: float, width: float = 
             raise FlopsError(f"--delta-t must be a positive number of steps, got {delta_t}")
         if not multiplier > 0:
             raise FlopsError(f"--multiplier must be > 0, got {multiplier}")
-    specs, alloc = model_allocation(model, distribution, sparsity, width=width, power=power)
+    if method == "small_dense" and model not in MODEL_NAMES:
+        raise FlopsError(f"method small_dense needs a zoo model (it rebuilds the model at other widths); "
+                         f"{model} is used as given")
+    if method == "pruning" and from_file:
+        raise FlopsError("method pruning needs --distribution (it re-allocates intermediate sparsities)")
+    if from_file:
+        specs, alloc, sparsity = _onnx_allocation(model, input_shape)
+    else:
+        specs, alloc = model_allocation(model, distribution, sparsity, width=width, power=power,
+                                        input_shape=input_shape)
     nnz = alloc.as_dict()
     dense_f = inference_flops(specs)
     sparse_f = inference_flops(specs, nnz)
@@ -85,7 +121,7 @@ def flops_report(model: str, distribution: str, sparsity: float, width: float = 
         def f_at(s: float) -> float:
             if s <= 0:
                 return f_d
-            sp, al = model_allocation(model, distribution, s, width=width, power=power)
+            sp, al = model_allocation(model, distribution, s, width=width, power=power, input_shape=input_shape)
             return float(inference_flops(sp, al.as_dict()).sum())
 
         tf = training_flops(method, f_method, f_d, delta_t=delta_t, multiplier=multiplier, steps=n_steps,

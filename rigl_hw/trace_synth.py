@@ -11,6 +11,7 @@ densities in every conv and linear layer, and every snapshot has synthetic bitma
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -29,9 +30,10 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
                           delta_t: int, alpha: float, t_end: int, batch: int, decay: str = "cosine",
                           seed: int = 0, width: float = 1.0, method: str = "rigl",
                           input_density: float | None = None, grad_density: float | None = None,
-                          operand_samples: int = 2) -> Path:
+                          operand_samples: int = 2, input_shape: Sequence[int] | None = None) -> Path:
     """Write a synthetic trace directory and return its path (see module docstring).
 
+    model: a zoo name, `package.module:factory` (needs input_shape, per sample) or FILE.onnx.
     input_density / grad_density: density in [0, 1] of every conv and linear layer's input activations /
     output gradients (None: not recorded); operand_samples: samples per synthetic bitmap."""
     check_density("--input-density", input_density)
@@ -46,7 +48,7 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
     if steps > MAX_SYNTH_STEPS:
         raise TraceError(f"--steps {steps} exceeds the limit {MAX_SYNTH_STEPS:g} of a synthetic trace")
     sched = UpdateSchedule(delta_t=delta_t, t_end=t_end, alpha=alpha, decay=decay).validate(total_steps=steps)
-    specs, alloc = model_allocation(model, distribution, sparsity, width=width)
+    specs, alloc = model_allocation(model, distribution, sparsity, width=width, input_shape=input_shape)
     if sum(s.n_params for s in specs) > MAX_SYNTH_PARAMS:
         raise TraceError(f"{model} at width {width:g} has {sum(s.n_params for s in specs):.3g} weights, over the "
                          f"limit {MAX_SYNTH_PARAMS:.3g} of a synthetic trace; use a smaller --width")
@@ -78,4 +80,6 @@ def write_synthetic_trace(out_dir: str | Path, model: str, distribution: str, sp
         "dense_weight_grad_every_step": method == "snfs",
         "seed": seed, "masks": "synthetic", "synthetic_seed": seed, "operands": op_meta,
     }
+    if input_shape is not None:
+        meta["input_shape"] = [int(v) for v in input_shape]
     return write_trace_dir(Path(out_dir), specs, meta, arrays, log)   # whole or not at all

@@ -58,7 +58,10 @@ from .train_files import METRIC_FIELDS, MetricsCSV, rebuild_trace_writer, trace_
 
 # Settings that may differ when resuming (they do not change what is computed).
 RESUME_MUTABLE = ("progress", "eval_every", "checkpoint_every", "num_threads", "out", "eval_max_samples",
-                  "operand_every", "operand_samples")   # operand recording only changes what the trace holds
+                  "operand_every", "operand_samples",    # operand recording only changes what the trace holds
+                  "device")
+# Settings added after version-1 checkpoints were first written: absent there means their default.
+_NEW_SETTINGS = ("input_shape", "bf16")
 MAX_CONSECUTIVE_SKIPS = 10    # non-finite steps in a row after which a run counts as diverged
 MAX_TRAIN_WEIGHTS = 2**30     # sparsifiable weights of a model trained here (4 GiB of fp32 weights)
 RUN_FILES = {CHECKPOINT_FILE, "metrics.csv", "trace"}   # what a run directory holds
@@ -95,13 +98,15 @@ def loss_of(data: Dataset, logits: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: Dataset, max_samples: int = 0) -> dict[str, float]:
-    """Mean test loss and accuracy (per byte for language models, plus bits per byte)."""
+def evaluate(model: torch.nn.Module, data: Dataset, max_samples: int = 0, device=None) -> dict[str, float]:
+    """Mean test loss and accuracy (per byte for language models, plus bits per byte), in float32."""
     was = model.training
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
     for x, y in eval_batches(data, 256, max_samples):
-        logits = model(x)
+        if device is not None:
+            x, y = x.to(device), y.to(device)
+        logits = model(x).float()
         logits = logits.reshape(-1, logits.shape[-1])
         yy = y.reshape(-1)
         total_loss += float(F.cross_entropy(logits, yy, reduction="sum"))
@@ -114,10 +119,12 @@ def evaluate(model: torch.nn.Module, data: Dataset, max_samples: int = 0) -> dic
     return out
 
 
-def train_step(model, loss_fn, x, y, optimizer, method, masking, step, grad_clip=0.0, ddp=None):
-    """One optimizer step; returns (loss, is_update, skipped). See the module docstring for the order."""
+def train_step(model, loss_fn, x, y, optimizer, method, masking, step, grad_clip=0.0, ddp=None, bf16=False):
+    """One optimizer step; returns (loss, is_update, skipped). See the module docstring for the order.
+    bf16: forward and loss under torch.autocast(bfloat16) on x's device; gradients land in fp32 weights."""
     optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(x), y)
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
+        loss = loss_fn(model(x), y)
     loss.backward()
     loss = loss.detach()
     if ddp is not None:   # all ranks agree whether to skip (a rank-local NaN would split them); log the global loss
@@ -149,7 +156,7 @@ def _mask_digest(masking) -> torch.Tensor:
     rows = []
     for n in masking.names:
         idx = torch.nonzero(masking.mask(n).reshape(-1)).reshape(-1).to(torch.float64)
-        rows.append(torch.stack([torch.tensor(float(idx.numel()), dtype=torch.float64), idx.sum()]))
+        rows.append(torch.stack([torch.tensor(float(idx.numel()), dtype=torch.float64, device=idx.device), idx.sum()]))
     return torch.stack(rows) if rows else torch.zeros(0, 2, dtype=torch.float64)
 
 
@@ -198,7 +205,7 @@ def _is_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _init_distributed():
+def _init_distributed(backend: str = "gloo"):
     """(torch.distributed or None, rank, world size, whether this call created the process group)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -207,7 +214,7 @@ def _init_distributed():
 
     created = False
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
+        dist.init_process_group(backend)
         created = True
     return dist, dist.get_rank(), dist.get_world_size(), created
 
@@ -219,14 +226,17 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     stop_at: stop after that many steps as if interrupted (checkpoint written; tests use it).
     on_step: called with the number of steps done after each step (rank 0 and others alike).
     """
-    dist, rank, world, created = _init_distributed()
+    from .device import ddp_backend, resolve_device
+
+    device_kind = resolve_device(config.device)
+    dist, rank, world, created = _init_distributed(ddp_backend(device_kind))
     prev_threads, prev_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        return _train(config, resume, stop_at, on_step, dist, rank, world)
+        return _train(config, resume, stop_at, on_step, dist, rank, world, device_kind)
     finally:
         torch.set_num_threads(prev_threads)
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
@@ -234,19 +244,26 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
             dist.destroy_process_group()
 
 
-def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
+def _train(config, resume, stop_at, on_step, dist, rank, world, device_kind="cpu") -> TrainResult:
     import random
 
     from .layers import trace_layer_specs
     from .methods import make_method
-    from .models import build_model
+    from .device import torch_device
     from .trace import TraceWriter
+    from .user_model import build_run_model
 
     t0 = time.perf_counter()
     run_dir = Path(config.out)
     ckpt = None
     if resume:
-        ckpt = load_checkpoint(run_dir, config=config.to_dict(), ignore=RESUME_MUTABLE + ("data_dir",))
+        now = config.to_dict()
+        ckpt = load_checkpoint(run_dir, config=now, ignore=RESUME_MUTABLE + ("data_dir",) + _NEW_SETTINGS)
+        for k in _NEW_SETTINGS:         # absent in older checkpoints: compare against the default
+            was = ckpt["config"].get(k, TrainConfig.__dataclass_fields__[k].default)
+            if was != now[k]:
+                raise CheckpointError(f"checkpoint in {run_dir} was trained with {k}={was!r}, this run has "
+                                      f"{now[k]!r}; resume with the run's own settings or start a new run directory")
         if ckpt["model"].get("name") != config.model:
             raise CheckpointError(f"checkpoint in {run_dir} is for model {ckpt['model'].get('name')!r} but its "
                                   f"settings say {config.model!r}; it is corrupt: start a new run directory")
@@ -261,7 +278,7 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     data = load_dataset(config.dataset, config.model, seed=config.seed, data_dir=config.data_dir,
-                        seq_len=config.seq_len, corpus_bytes=config.corpus_bytes)
+                        seq_len=config.seq_len, corpus_bytes=config.corpus_bytes, input_shape=config.input_shape)
     num_classes = data.num_classes
     mcfg = method_config(config)
     width = config.width
@@ -278,13 +295,15 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
             raise ResourceLimitError(f"{config.model} at width {width:g} has {n_weights:.3g} weights, over the "
                                      f"training limit {MAX_TRAIN_WEIGHTS:.3g}; use a smaller --width")
     torch.manual_seed(config.seed)
-    model = build_model(config.model, width, num_classes)
+    model = build_run_model(config.model, width, num_classes)
     specs = trace_layer_specs(model, data.x_train[:2])
     if config.method != "small_dense":
         method = make_method(mcfg, config.model, specs)
     snip_x, snip_y = BatchStream(data, config.batch_size, config.seed + 3_000_017).next()   # global batch
     masking = method.init_masks(model, specs, torch.Generator().manual_seed(config.seed + 2_000_003),
                                 lambda: loss_of(data, model(snip_x), snip_y))
+    device = torch_device(device_kind)
+    model.to(device)                    # masks are buffers: they move with the model
     optimizer = make_optimizer(config, model.parameters())
     stream = BatchStream(data, config.batch_size, config.seed + 1_000_003, rank, world)
     sched = config.update_schedule()
@@ -329,7 +348,8 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
         # rank computes them from the same all-reduced gradients (checked at each update), not by copy.
         key = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
                else "broadcast_buffers")
-        net = DistributedDataParallel(model, **{key: False})
+        net = DistributedDataParallel(model, **{key: False},
+                                      **({"device_ids": [device.index]} if device.type == "cuda" else {}))
 
     def save(step: int) -> None:
         bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
@@ -342,7 +362,9 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
         writer.close()                  # trace first: on resume it must reach at least the checkpoint's step
         metrics.flush()
         save_checkpoint(work["dir"] / CHECKPOINT_FILE, {
-            "model": {"name": config.model, "width": width, "num_classes": num_classes},
+            "model": {"name": config.model, "width": width, "num_classes": num_classes,
+                      **({"input_shape": list(config.input_shape)} if config.input_shape else {})},
+            **({"preprocessing": data.info["preprocessing"]} if "preprocessing" in data.info else {}),
             "model_state": model.state_dict(), "step": step, "optimizer": optimizer.state_dict(),
             "method": method.state_dict(),
             "schedule": {"lr_schedule": config.lr_schedule, "lr_now": lr_at(min(step, total - 1)),
@@ -368,10 +390,11 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
                 for g in optimizer.param_groups:
                     g["lr"] = lr
                 x, y = stream.next()
+                x, y = x.to(device), y.to(device)
                 counting, operands = _start_operands(recorder, writer, step, config.operand_every), None
                 try:
                     loss, is_update, skip = train_step(net, loss_fn, x, y, optimizer, method, masking, step,
-                                                       config.grad_clip, dist)
+                                                       config.grad_clip, dist, config.bf16)
                 finally:
                     if counting:
                         operands = recorder.stop()
@@ -394,7 +417,7 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
                         f"{step - streak}-{step - 1}; the limit is {MAX_CONSECUTIVE_SKIPS}){_kept(run_dir)}; "
                         f"lower --lr (now {config.lr:g}) or set --grad-clip")
                 if rank == 0 and (step == total or (config.eval_every and step % config.eval_every == 0)):
-                    result_eval = evaluate(model, data, config.eval_max_samples)
+                    result_eval = evaluate(model, data, config.eval_max_samples, device)
                     row.update(result_eval)
                     bar.set_postfix(loss=f"{loss:.3f}", acc=f"{result_eval['eval_accuracy']:.3f}")
                 if metrics is not None:
@@ -410,7 +433,8 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
                     save(step)
                     intr.saving = False
                     intr.after_save()
-                stop = torch.tensor(float(intr.requested or (stop_at is not None and step >= stop_at)))
+                stop = torch.tensor(float(intr.requested or (stop_at is not None and step >= stop_at)),
+                                    device=device if dist is not None and device.type == "cuda" else None)
                 if dist is not None:
                     dist.all_reduce(stop, op=dist.ReduceOp.MAX)
                 if bool(stop > 0) and step < total:
@@ -435,7 +459,7 @@ def _train(config, resume, stop_at, on_step, dist, rank, world) -> TrainResult:
 
             shutil.rmtree(work["temp"], ignore_errors=True)
     if rank == 0 and not result_eval and not interrupted:
-        result_eval = evaluate(model, data, config.eval_max_samples)
+        result_eval = evaluate(model, data, config.eval_max_samples, device)
     return TrainResult(run_dir=run_dir, steps_done=step, total_steps=total, interrupted=interrupted,
                        last_loss=last_loss, eval=result_eval, skipped_steps=skipped,
                        nonzeros={n: int(m.sum()) for n, m in current_masks.items()} if masking is None

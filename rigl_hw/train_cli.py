@@ -16,7 +16,8 @@ EXIT_INTERRUPTED = 130
 
 # option -> (TrainConfig field, type, help)
 _OPTIONS: tuple[tuple[str, str, type, str], ...] = (
-    ("--model", "model", str, "zoo model: mlp, small_cnn, char_gru, wide_resnet_22_2, ... (default mlp)"),
+    ("--model", "model", str, "zoo model: mlp, small_cnn, char_gru, wide_resnet_22_2, ... (default mlp), or "
+                              "package.module:factory (a callable returning an nn.Module; needs --input-shape)"),
     ("--dataset", "dataset", str, "digits | synthetic | bytes | cifar10 (default digits)"),
     ("--method", "method", str, "dense, static, snip, set, rigl, snfs, pruning, small_dense (default rigl)"),
     ("--distribution", "distribution", str, "uniform | er | erk (default erk)"),
@@ -48,10 +49,26 @@ _OPTIONS: tuple[tuple[str, str, type, str], ...] = (
 )
 
 
+def _shape_list(text: str) -> list[int]:
+    from .user_model import UserModelError, parse_input_shape
+
+    try:
+        return list(parse_input_shape(text))
+    except UserModelError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the `rigl-hw train` options to `parser` (all default to None; see the module docstring)."""
     for flag, dest, typ, help_ in _OPTIONS:
         parser.add_argument(flag, dest=dest, type=typ, default=None, help=help_)
+    parser.add_argument("--input-shape", dest="input_shape", type=_shape_list, default=None, metavar="C,H,W|F",
+                        help="per-sample input shape of a package.module:factory model")
+    parser.add_argument("--device", dest="device", choices=("auto", "cpu", "cuda"), default=None,
+                        help="auto (cuda when torch.cuda.is_available(), default), cpu or cuda; DDP uses nccl on "
+                             "CUDA and gloo on CPU")
+    parser.add_argument("--bf16", dest="bf16", action="store_true", default=None,
+                        help="bfloat16 autocast for forward and loss (weights and masks stay fp32)")
     parser.add_argument("--out", default=None, help="run directory (metrics.csv, checkpoint.pt, trace/)")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue the run in RUN_DIR exactly where its checkpoint left off")

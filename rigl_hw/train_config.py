@@ -65,8 +65,15 @@ class TrainConfig:
                                         # (one logged step costs ~1.1-1.2x a plain one on the CPU, so every
                                         # step would cost 10-20%: studies/bench/operand_recording.py)
     operand_samples: int = 2            # samples of the batch in each operand bitmap (one per mask snapshot)
+    input_shape: tuple[int, ...] | None = None  # per-sample input of a package.module:factory model
+    device: str = "auto"                # auto (cuda if available) | cpu | cuda (rigl_hw.device)
+    bf16: bool = False                  # bfloat16 autocast of forward and loss (weights, masks stay fp32)
 
     def __post_init__(self) -> None:
+        if self.input_shape is not None:
+            from .user_model import parse_input_shape
+
+            object.__setattr__(self, "input_shape", parse_input_shape(self.input_shape))
         self.validate()
 
     # --- derived ----------------------------------------------------------------------------
@@ -91,7 +98,10 @@ class TrainConfig:
         return CosineLR(self.lr, total_steps=self.steps).scaled(self.multiplier)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["input_shape"] is not None:     # lists, as checkpoints and JSON store them
+            d["input_shape"] = list(d["input_shape"])
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
@@ -108,7 +118,22 @@ class TrainConfig:
         def bad(msg: str) -> None:
             raise TrainConfigError(msg)
 
-        choices = (("model", MODELS), ("dataset", DATASETS), ("method", METHODS), ("optimizer", OPTIMIZERS),
+        from .device import DEVICES
+        from .user_model import is_user_model
+
+        if is_user_model(self.model):
+            if self.input_shape is None:
+                bad(f"model {self.model} needs --input-shape (per sample: C,H,W or F)")
+            if self.method == "small_dense" or self.width != 1.0:
+                bad(f"model {self.model} is trained as given: small_dense and --width need a zoo model")
+        elif self.model not in MODELS:
+            bad(f"unknown model {self.model!r}; choose one of {', '.join(sorted(MODELS))} or pass "
+                "package.module:factory with --input-shape")
+        if self.device not in DEVICES:
+            bad(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if not isinstance(self.bf16, bool):
+            bad(f"bf16 must be true or false, got {self.bf16!r}")
+        choices = (("dataset", DATASETS), ("method", METHODS), ("optimizer", OPTIMIZERS),
                    ("lr_schedule", LR_SCHEDULES), ("decay", DECAY_SCHEDULES), ("distribution", ("uniform", "er", "erk")))
         for name, options in choices:
             if getattr(self, name) not in options:

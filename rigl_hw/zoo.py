@@ -30,8 +30,12 @@ class ZooError(ValueError):
 
 
 def check_model_name(name: str) -> str:
-    if name not in MODEL_NAMES:
-        raise ZooError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    """A zoo name, a `package.module:factory` reference or a path ending in .onnx (rigl_hw.user_model)."""
+    from .user_model import is_onnx_model, is_user_model
+
+    if name not in MODEL_NAMES and not is_user_model(name) and not is_onnx_model(name):
+        raise ZooError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}, "
+                       "or pass package.module:factory or FILE.onnx")
     return name
 
 
@@ -53,8 +57,15 @@ def _specs_cached(name: str, width: float, num_classes: int | None) -> tuple[Lay
         return tuple(trace_layer_specs(model, x))
 
 
-def model_specs(name: str, width: float = 1.0, num_classes: int | None = None) -> list[LayerSpec]:
-    """LayerSpecs of every sparsifiable weight of a zoo model, in forward order."""
+def model_specs(name: str, width: float = 1.0, num_classes: int | None = None,
+                input_shape: Sequence[int] | None = None) -> list[LayerSpec]:
+    """LayerSpecs of every sparsifiable weight of a model, in forward order.
+
+    `name` is a zoo name, a `package.module:factory` reference (needs `input_shape`, per sample) or an
+    ONNX file (`input_shape` fills the graph's symbolic non-batch dimensions); see rigl_hw.user_model.
+    """
+    from .user_model import is_onnx_model, is_user_model, user_model_specs
+
     check_model_name(name)
     if not width > 0:
         raise ZooError(f"width must be > 0, got {width}")
@@ -62,7 +73,17 @@ def model_specs(name: str, width: float = 1.0, num_classes: int | None = None) -
         raise ZooError(f"width {width:g} exceeds the limit {MAX_WIDTH:g}; use a width multiplier of at most {MAX_WIDTH:g}")
     if num_classes is not None and not 0 < num_classes <= 10**6:
         raise ZooError(f"num_classes {num_classes} must be in [1, 1e6]")
-    specs = list(_specs_cached(name, float(width), num_classes))
+    if is_user_model(name) or is_onnx_model(name):
+        if width != 1.0:
+            raise ZooError(f"--width scales zoo models only; {name} is used as given (drop --width)")
+        if is_onnx_model(name):
+            from .onnx_workload import onnx_workload
+
+            specs = list(onnx_workload(name, input_shape).specs)
+        else:
+            specs = user_model_specs(name, input_shape)
+    else:
+        specs = list(_specs_cached(name, float(width), num_classes))
     total = sum(s.n_params for s in specs)
     if total > MAX_PARAMS:
         raise ZooError(f"{name} at width {width:g} has {total:.3g} weights, over the limit {MAX_PARAMS:.3g}; "
@@ -71,7 +92,12 @@ def model_specs(name: str, width: float = 1.0, num_classes: int | None = None) -
 
 
 def default_excluded(model: str, distribution: str, specs: Sequence[LayerSpec]) -> tuple[str, ...]:
-    """Layers kept dense and outside the budget by the paper's conventions (see module docstring)."""
+    """Layers kept dense and outside the budget by the paper's conventions (see module docstring);
+    models outside the zoo follow `user_model.user_default_excluded`."""
+    if model not in MODEL_NAMES:
+        from .user_model import user_default_excluded
+
+        return user_default_excluded(distribution, specs)
     if model not in _CNNS or not specs:
         return ()
     if distribution == "uniform" or model in _FIRST_LAYER_ALWAYS_DENSE:
@@ -81,9 +107,10 @@ def default_excluded(model: str, distribution: str, specs: Sequence[LayerSpec]) 
 
 def model_allocation(model: str, distribution: str, sparsity: float, width: float = 1.0,
                      excluded: Sequence[str] | None = None, power: float = 1.0,
-                     num_classes: int | None = None) -> tuple[list[LayerSpec], LayerAllocation]:
-    """Specs and per-layer nonzeros of a zoo model under a distribution (paper conventions by default)."""
-    specs = model_specs(model, width, num_classes)
+                     num_classes: int | None = None,
+                     input_shape: Sequence[int] | None = None) -> tuple[list[LayerSpec], LayerAllocation]:
+    """Specs and per-layer nonzeros of a model under a distribution (paper conventions by default)."""
+    specs = model_specs(model, width, num_classes, input_shape)
     shapes = {s.name: s.weight_shape for s in specs}
     excl = default_excluded(model, distribution, specs) if excluded is None else tuple(excluded)
     return specs, allocate(shapes, sparsity, distribution, excluded=excl, power=power)
