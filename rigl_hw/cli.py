@@ -141,7 +141,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
         from simulator.run_plot import plot_run
 
         plot_run(sim.run.table, args.plot, f"{summary['model']} {summary['method']} ({summary['masks']} masks), "
-                 f"{summary['steps']} steps at batch {summary['batch']} on {summary['hardware']}")
+                 f"{summary['steps']} steps at batch {summary['batch']} on {summary['hardware']}",
+                 clock_hz=sim.hardware.pe_array.clock_hz)
     if args.json:
         print(json.dumps(summary))
         return 0

@@ -192,11 +192,13 @@ def run_demo(out_dir: str, steps: int | None = None) -> int:
     plots = {"training": plot_training(runs, out / "training.png")}
     _say(f"[3/4] simulating the traces on {', '.join(DEMO_PRESETS)}")
     sim_rows, tables = simulate_runs(runs)
+    from simulator.hardware import load_hardware
     from simulator.run_plot import plot_run
 
     rigl = next(r for r in runs if r.method == "rigl")
     plot_run(tables[(DEMO_PRESETS[-1], "rigl")], out / "rigl_run.png",
-             f"RigL MLP on digits, ERK 90%, on {DEMO_PRESETS[-1]}")
+             f"RigL MLP on digits, ERK 90%, on {DEMO_PRESETS[-1]}",
+             clock_hz=load_hardware(DEMO_PRESETS[-1]).pe_array.clock_hz)
     plots["rigl_run"] = "rigl_run.png"
     _say("[4/4] exporting the RigL checkpoint to ONNX and verifying it in onnxruntime")
     exported = export_run(rigl, out)
