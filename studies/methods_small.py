@@ -161,7 +161,9 @@ def _report(summary, df, quick: bool) -> str:
                  if not math.isnan(spread) else "one seed only, so the spread is unknown")
         lines += ["", f"Ordering by mean {label}: {text}. The paper's RigL >= SET >= Static "
                       f"{'holds' if holds else 'does NOT hold'} here; {noise}."]
-    lines += ["", "![methods](methods_small.png)", ""]
+    lines += ["", "![methods](methods_small.png)", "",
+              "*Mean over seeds per method (bars from 0; the error bar and the numbers on each bar are mean ± std, "
+              "the dots single seeds).*", ""]
     return "\n".join(lines)
 
 
