@@ -217,7 +217,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
         plot_run(sim.run.table, args.plot, f"{summary['model']} {summary['method']} ({summary['masks']} masks), "
                  f"{summary['steps']} steps at batch {summary['batch']} on {summary['hardware']}; memory stalls "
-                 f"{100 * summary['stall_share']:.1f}% of cycles")
+                 f"{100 * summary['stall_share']:.1f}% of cycles", clock_hz=sim.hardware.pe_array.clock_hz)
     if args.json:
         print(json.dumps(summary))
         return 0

@@ -102,11 +102,12 @@ def simulate_runs(runs: list[DemoRun], presets=DEMO_PRESETS) -> tuple[list[dict[
     return rows, tables
 
 
-def plot_training(runs: list[DemoRun], path: Path) -> str:
-    """Training loss (smoothed) and test accuracy of every demo run, from their metrics.csv; file name."""
+def training_figure(runs: list[DemoRun]):
+    """Figure of training loss (25-step mean, log axis) and test accuracy (axis from 0 to 1) of every demo
+    run, read from their metrics.csv."""
     import pandas as pd
 
-    from studies.common import plot_style, pyplot, save_fig
+    from studies.common import plot_style, pyplot
 
     plt = pyplot()
     with plot_style():
@@ -116,10 +117,18 @@ def plot_training(runs: list[DemoRun], path: Path) -> str:
             ax_l.plot(m["step"], m["loss"].rolling(25, min_periods=1).mean(), label=LABEL[r.method])
             ev = m.dropna(subset=["eval_accuracy"])
             ax_a.plot(ev["step"], ev["eval_accuracy"], marker="o", label=LABEL[r.method])
-        ax_l.set(xlabel="step", ylabel="training loss (25-step mean)", yscale="log", title="Training loss")
-        ax_a.set(xlabel="step", ylabel="test accuracy", title="Test accuracy")
+        ax_l.set(xlabel="training step", ylabel="training loss (cross-entropy, nats;\n25-step mean, log scale)",
+                 yscale="log", title="Training loss")
+        ax_a.set(xlabel="training step", ylabel="test accuracy (fraction correct)", ylim=(0, 1), title="Test accuracy")
         ax_l.legend()
-        return save_fig(fig, path)
+    return fig
+
+
+def plot_training(runs: list[DemoRun], path: Path) -> str:
+    """Write `training_figure(runs)` to `path` (PNG, atomic); returns the file name."""
+    from studies.common import save_fig
+
+    return save_fig(training_figure(runs), path)
 
 
 def export_run(run: DemoRun, out: Path) -> dict[str, Any]:
@@ -192,11 +201,13 @@ def run_demo(out_dir: str, steps: int | None = None) -> int:
     plots = {"training": plot_training(runs, out / "training.png")}
     _say(f"[3/4] simulating the traces on {', '.join(DEMO_PRESETS)}")
     sim_rows, tables = simulate_runs(runs)
+    from simulator.hardware import load_hardware
     from simulator.run_plot import plot_run
 
     rigl = next(r for r in runs if r.method == "rigl")
     plot_run(tables[(DEMO_PRESETS[-1], "rigl")], out / "rigl_run.png",
-             f"RigL MLP on digits, ERK 90%, on {DEMO_PRESETS[-1]}")
+             f"RigL MLP on digits, ERK 90%, on {DEMO_PRESETS[-1]}",
+             clock_hz=load_hardware(DEMO_PRESETS[-1]).pe_array.clock_hz)
     plots["rigl_run"] = "rigl_run.png"
     _say("[4/4] exporting the RigL checkpoint to ONNX and verifying it in onnxruntime")
     exported = export_run(rigl, out)

@@ -5,8 +5,10 @@
                 normal step, and of its update step (NaN when it has none)
   per_layer     cycles of one normal step of snapshot 0 per layer (network order) and pass
   energy        whole-run energy (pJ) per component (MACs, each memory level, top-k), summing to the total
-`plot_run(table, path, title)` draws the three panels with matplotlib (imported here only) and writes
-the PNG atomically.
+`run_figure(table, title, clock_hz=...)` draws it with matplotlib (imported here only): time per step in
+seconds (cycles on a second axis) and energy per step in joules over the run, whole-run energy per
+component in joules (with its share), and one normal step's time per layer and pass; every cost axis
+starts at 0. `plot_run(table, path, title, clock_hz=...)` writes that figure as a PNG atomically.
 """
 
 from __future__ import annotations
@@ -48,44 +50,94 @@ def run_plot_data(table: pd.DataFrame) -> dict[str, Any]:
             "total_energy_pj": float((table["energy_pj"] * table["steps"]).sum())}
 
 
-def plot_run(table: pd.DataFrame, path: str | os.PathLike, title: str) -> Path:
-    """Write the three-panel PNG of a simulated run to `path` (temp file + rename); returns the path."""
+def si_scale(max_abs: float, unit: str) -> tuple[float, str]:
+    """(scale, label) so that values / scale read in the largest SI prefix of `unit` not above max_abs
+    (e.g. 3.2e-5 s -> (1e-6, "µs")); (1, unit) for 0 or NaN."""
+    if not np.isfinite(max_abs) or max_abs <= 0:
+        return 1.0, unit
+    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0), ("m", 1e-3), ("µ", 1e-6),
+                          ("n", 1e-9), ("p", 1e-12)):
+        if max_abs >= scale:
+            return scale, prefix + unit
+    return 1e-12, "p" + unit
+
+
+def run_figure(table: pd.DataFrame, title: str, *, clock_hz: float):
+    """The four-panel matplotlib Figure of a simulated run (seconds from cycles at `clock_hz`, energy in
+    joules; every y-axis of a bar or step-cost panel starts at 0). The caller closes it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rigl_hw.atomic import atomic_path
-
     d = run_plot_data(table)
     snap, layers, energy = d["per_snapshot"], d["per_layer"], d["energy"]
-    fig = plt.figure(figsize=(13, 7.5), constrained_layout=True)
-    grid = fig.add_gridspec(2, 3)
-    ax = fig.add_subplot(grid[0, :2])
-    end = snap["first_step"].iloc[-1] + snap["normal_steps"].iloc[-1] + (1 if snap["update_cycles"].notna().iloc[-1] else 0)
-    ax.step(np.append(snap["first_step"], end), np.append(snap["normal_cycles"], snap["normal_cycles"].iloc[-1]),
-            where="post", label="normal step")
+    fig = plt.figure(figsize=(13, 8.5), constrained_layout=True)
+    fig.get_layout_engine().set(wspace=0.12)
+    grid = fig.add_gridspec(2, 5)
+    hz_scale, hz_unit = si_scale(clock_hz, "Hz")
+    mhz = f"{clock_hz / hz_scale:g} {hz_unit}"
     has_upd = snap["update_cycles"].notna()
-    if has_upd.any():
-        ax.scatter(snap.loc[has_upd, "first_step"], snap.loc[has_upd, "update_cycles"], s=8, color="C3",
-                   label="mask-update step", zorder=3)
-    ax.set(xlabel="training step", ylabel="cycles per step", title="Cost of one step over the run")
-    ax.legend(loc="best", fontsize=8)
-    ax = fig.add_subplot(grid[0, 2])
+    end = snap["first_step"].iloc[-1] + snap["normal_steps"].iloc[-1] + (1 if has_upd.iloc[-1] else 0)
+    x = np.append(snap["first_step"], end)
+    # 1-2. time and energy of one step over the run: normal steps as a step line, update steps as dots
+    t_s = snap["normal_cycles"] / clock_hz, snap["update_cycles"] / clock_hz
+    e_j = snap["normal_energy_pj"] * 1e-12, snap["update_energy_pj"] * 1e-12
+    for cols, (normal, update), unit, what in ((slice(0, 3), t_s, "s", "time"), (slice(3, 5), e_j, "J", "energy")):
+        ax = fig.add_subplot(grid[0, cols])
+        scale, lab = si_scale(float(np.nanmax(np.concatenate([normal, update]))), unit)
+        ax.step(x, np.append(normal, normal.iloc[-1]) / scale, where="post", label="normal step")
+        if has_upd.any():
+            ax.scatter(snap.loc[has_upd, "first_step"], update[has_upd] / scale, s=10, color="C3",
+                       label="mask-update step", zorder=3)
+        ax.set_ylim(0, 1.12 * float(np.nanmax(np.concatenate([normal, update]))) / scale)
+        ax.set(xlabel="training step", ylabel=f"{what} per step ({lab})", title=f"{what.capitalize()} of one step over the run")
+        ax.legend(loc="lower right", fontsize=8)
+        if unit == "s":
+            sec = ax.secondary_yaxis("right", functions=(lambda v, s=scale: v * s * clock_hz,
+                                                         lambda c, s=scale: c / (s * clock_hz)))
+            sec.set_ylabel(f"cycles per step (at {mhz})")
+    # 3. whole-run energy per component, in joules, with its share
+    ax = fig.add_subplot(grid[1, :2])
     names = list(energy)
-    total = d["total_energy_pj"] or 1.0
-    ax.barh(names, [energy[n] / total * 100 for n in names], color="C2")
-    ax.set(xlabel="% of the run's energy", title="Energy by component (whole run)")
+    vals = np.array([energy[n] for n in names]) * 1e-12
+    total = d["total_energy_pj"] * 1e-12
+    scale, lab = si_scale(float(vals.max()) if len(vals) else 0.0, "J")
+    ax.barh(names, vals / scale, color="C2")
+    for i, v in enumerate(vals):
+        ax.annotate(f"{v / scale:.3g} {lab} ({100 * v / total if total else 0:.1f}%)", (v / scale, i),
+                    xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xlim(0, max(1e-30, float(vals.max()) / scale * 1.45) if len(vals) else 1)
+    ax.set(xlabel=f"whole-run energy ({lab}); total {total / scale:.3g} {lab}", ylabel="component",
+           title="Energy by component (whole run)")
     ax.invert_yaxis()
-    ax = fig.add_subplot(grid[1, :])
+    # 4. one normal step's time per layer and pass
+    ax = fig.add_subplot(grid[1, 2:])
+    secs = layers.to_numpy() / clock_hz
+    scale, lab = si_scale(float(secs.sum(axis=1).max()) if secs.size else 0.0, "s")
     bottom = np.zeros(len(layers))
     for i, p in enumerate(layers.columns):
-        ax.bar(range(len(layers)), layers[p].to_numpy(), bottom=bottom, label=p, color=f"C{i}")
-        bottom += layers[p].to_numpy()
+        ax.bar(range(len(layers)), secs[:, i] / scale, bottom=bottom, label=p, color=f"C{i}")
+        bottom += secs[:, i] / scale
     ax.set_xticks(range(len(layers)), layers.index, rotation=90, fontsize=6 if len(layers) > 30 else 8)
-    ax.set(ylabel="cycles", title="Where one normal step's cycles go (initial masks), per layer and pass")
+    ax.set_ylim(bottom=0)
+    ax.set(xlabel="layer (network order)", ylabel=f"time in one normal step ({lab})",
+           title="Where one normal step's time goes (initial masks), per layer and pass")
+    sec = ax.secondary_yaxis("right", functions=(lambda v, s=scale: v * s * clock_hz,
+                                                 lambda c, s=scale: c / (s * clock_hz)))
+    sec.set_ylabel(f"cycles (at {mhz})")
     ax.legend(fontsize=8)
     fig.suptitle(title)
+    return fig
+
+
+def plot_run(table: pd.DataFrame, path: str | os.PathLike, title: str, *, clock_hz: float) -> Path:
+    """Write the PNG of `run_figure` to `path` (temp file + rename); returns the path."""
+    import matplotlib.pyplot as plt
+
+    from rigl_hw.atomic import atomic_path
+
+    fig = run_figure(table, title, clock_hz=clock_hz)
     out = Path(path)
     try:
         with atomic_path(out, suffix=".png") as tmp:

@@ -173,52 +173,83 @@ def _view(D, cfg: Config, dist: str, s: float, M: int):
     return D[sel]
 
 
-def _plots(out: Path, cfg: Config, D) -> list[tuple[str, str]]:
+def cost_figure(cfg: Config, D, M: int):
+    """Whole-run time (top row) and energy (bottom row) of every method / dense 1x on every preset, beside
+    the training-FLOP ratio, for an M× run; one legend per row naming that row's metric."""
     import numpy as np
 
-    from studies.common import PRESET_COLORS, pyplot, save_fig
+    from studies.common import PRESET_COLORS, pyplot
 
     plt = pyplot()
     dist = cfg.distributions[0]
-    figs = []
-    for M in cfg.multipliers:
-        fig, axes = plt.subplots(2, len(cfg.sparsities), figsize=(6.5 * len(cfg.sparsities), 6.4), squeeze=False)
-        for j, s in enumerate(cfg.sparsities):
-            V = _view(D, cfg, dist, s, M)
-            x = np.arange(len(cfg.methods))
-            w = 0.8 / (len(cfg.presets) + 1)
-            for i, (col, what) in enumerate((("time_ratio", "time"), ("energy_ratio", "energy"))):
-                ax = axes[i][j]
-                f = V.groupby("method").flop_ratio.first().reindex(cfg.methods)
-                ax.bar(x - 0.4 + w / 2, f.to_numpy(), w, color="black", label="training FLOPs")
-                for k, p in enumerate(cfg.presets):
-                    v = V[V.preset == p].set_index("method")[col].reindex(cfg.methods)
-                    ax.bar(x - 0.4 + w * (k + 1.5), v.to_numpy(), w, color=PRESET_COLORS.get(p), label=f"{p} {what}")
-                ax.axhline(1.0, color="grey", lw=0.8)
-                ax.set_xticks(x, [LABEL[m] for m in cfg.methods], rotation=30)
-                ax.set(title=f"{cfg.model} {dist} S={s}, {M}x: {what} / dense 1x", ylabel=f"{what} / dense 1x run")
-        h, lab = axes[0][0].get_legend_handles_labels()
-        fig.legend(h, lab, loc="outside lower center", ncol=len(cfg.presets) + 1, fontsize=8)
-        figs.append((f"Whole-run time and energy against training FLOPs, {M}× runs ({dist} masks; normalised to the "
-                     f"dense 1× run on the same preset)", save_fig(fig, out / f"cost_{M}x.png")))
-    # share of the mask-update steps
-    upd = [m for m in ("set", "rigl", "snfs") if m in cfg.methods]
-    if upd:
-        fig, axes = plt.subplots(1, len(cfg.sparsities), figsize=(6.0 * len(cfg.sparsities), 3.4), squeeze=False)
-        for j, s in enumerate(cfg.sparsities):
-            V = _view(D, cfg, dist, s, cfg.multipliers[0])
-            x = np.arange(len(upd))
-            w = 0.8 / len(cfg.presets)
+    fig, axes = plt.subplots(2, len(cfg.sparsities), figsize=(6.5 * len(cfg.sparsities) + 2.2, 6.6), squeeze=False)
+    x = np.arange(len(cfg.methods))
+    w = 0.8 / (len(cfg.presets) + 1)
+    for j, s in enumerate(cfg.sparsities):
+        V = _view(D, cfg, dist, s, M)
+        f = V.groupby("method", observed=True).flop_ratio.first().reindex(cfg.methods)
+        for i, (col, what) in enumerate((("time_ratio", "time"), ("energy_ratio", "energy"))):
+            ax = axes[i][j]
+            ax.bar(x - 0.4 + w / 2, f.to_numpy(), w, color="black", label="training FLOPs / dense 1x")
             for k, p in enumerate(cfg.presets):
-                v = V[V.preset == p].set_index("method").reindex(upd)
-                axes[0][j].bar(x - 0.4 + w * (k + 0.5), 100 * v.update_extra_time.to_numpy(), w,
-                               color=PRESET_COLORS.get(p), label=p)
-            axes[0][j].set_xticks(x, [LABEL[m] for m in upd])
-            axes[0][j].set(title=f"{dist} S={s}, {cfg.multipliers[0]}x", ylabel="% of run time (log)", yscale="log")
-        h, lab = axes[0][0].get_legend_handles_labels()
-        fig.legend(h, lab, loc="outside lower center", ncol=len(cfg.presets), fontsize=8)
-        figs.append(("Extra time of the mask-update steps beyond a normal step, as a share of the whole run",
-                     save_fig(fig, out / "update_share.png")))
+                v = V[V.preset == p].set_index("method")[col].reindex(cfg.methods)
+                ax.bar(x - 0.4 + w * (k + 1.5), v.to_numpy(), w, color=PRESET_COLORS.get(p), label=f"{p}: {what}")
+            ax.axhline(1.0, color="grey", lw=0.8, label="dense 1x run (= 1)")
+            ax.set_xticks(x, [LABEL[m] for m in cfg.methods], rotation=30)
+            ax.set_ylim(bottom=0)
+            ax.set(title=f"{cfg.model} {dist} S={s}, {M}x: {what} / dense 1x", xlabel="method",
+                   ylabel=f"whole-run {what} / dense 1x run (ratio)")
+    for i, what in enumerate(("time", "energy")):
+        axes[i][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title=f"{what} row", fontsize=8)
+    return fig
+
+
+def update_share_figure(cfg: Config, D):
+    """Extra time (top) and energy (bottom) of the mask-update steps beyond a normal step, as % of the whole
+    run, per update method and preset: markers on a log axis (no bars: the shares span orders of
+    magnitude, and a bar on a log axis has no baseline). None when no method updates masks."""
+    import numpy as np
+
+    from studies.common import PRESET_COLORS, pyplot
+
+    upd = [m for m in ("set", "rigl", "snfs") if m in cfg.methods]
+    if not upd:
+        return None
+    plt = pyplot()
+    dist, M = cfg.distributions[0], cfg.multipliers[0]
+    fig, axes = plt.subplots(2, len(cfg.sparsities), figsize=(6.0 * len(cfg.sparsities), 6.0), squeeze=False)
+    x = np.arange(len(upd))
+    w = 0.8 / len(cfg.presets)
+    for j, s in enumerate(cfg.sparsities):
+        V = _view(D, cfg, dist, s, M)
+        for i, (col, what) in enumerate((("update_extra_time", "time"), ("update_extra_energy", "energy"))):
+            ax = axes[i][j]
+            for k, p in enumerate(cfg.presets):
+                v = 100 * V[V.preset == p].set_index("method").reindex(upd)[col].to_numpy(dtype=float)
+                ax.plot(x - 0.4 + w * (k + 0.5), np.where(v > 0, v, np.nan), "o", ms=6, color=PRESET_COLORS.get(p),
+                        label=p)
+            for b in x[:-1] + 0.5:
+                ax.axvline(b, color="grey", lw=0.5, alpha=0.5)
+            ax.set_xticks(x, [LABEL[m] for m in upd])
+            ax.set_xlim(-0.5, len(upd) - 0.5)
+            ax.set(title=f"{dist} S={s}, {M}x: extra {what} of update steps", xlabel="method", yscale="log",
+                   ylabel=f"% of the run's {what} (log scale)")
+    h, lab = axes[0][0].get_legend_handles_labels()
+    fig.legend(h, lab, loc="outside lower center", ncol=len(cfg.presets), fontsize=8)
+    return fig
+
+
+def _plots(out: Path, cfg: Config, D) -> list[tuple[str, str]]:
+    from studies.common import save_fig
+
+    dist = cfg.distributions[0]
+    figs = [(f"Whole-run time (top) and energy (bottom) against training FLOPs, {M}× runs ({dist} masks; "
+             f"normalised to the dense 1× run on the same preset)", save_fig(cost_figure(cfg, D, M), out / f"cost_{M}x.png"))
+            for M in cfg.multipliers]
+    fig = update_share_figure(cfg, D)
+    if fig is not None:
+        figs.append(("Extra time and energy of the mask-update steps beyond a normal step, as a share of the whole "
+                     "run (log scale; a missing marker is a share of exactly 0)", save_fig(fig, out / "update_share.png")))
     return figs
 
 

@@ -119,45 +119,69 @@ def _pct(x: float) -> str:
     return f"{100 * x:.3g}%"
 
 
-def _plots(out: Path, cfg: Config, D) -> list[tuple[str, str]]:
-    from studies.common import pyplot, save_fig
+def amortised_figure(cfg: Config, D):
+    """Per-step overhead of the update steps (% of a normal sparse step, log-log against ΔT) per preset:
+    lines simulated time per top-k buffer, crosses FLOPs; the reference lines are in the legend."""
+    from studies.common import pyplot
 
     plt = pyplot()
-    figs = []
     styles = ["-", "--", ":", "-."]
     mid = cfg.chunks[len(cfg.chunks) // 2]
-    fig, axes = plt.subplots(1, len(cfg.presets), figsize=(5.6 * len(cfg.presets), 4.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(cfg.presets), figsize=(5.6 * len(cfg.presets), 4.6), squeeze=False)
     for ax, p in zip(axes[0], cfg.presets):
         for i, s in enumerate(cfg.sparsities):
             col = f"C{i}"
             for j, c in enumerate(cfg.chunks):
                 d = D[(D.preset == p) & (D.sparsity == s) & (D.chunk_elements == c)]
                 ax.plot(d.delta_t, 100 * d.time_overhead, styles[j % 4], color=col, marker="o", ms=3,
-                        label=f"S={s}, buffer {c:,}")
+                        label=f"S={s}: time, buffer {c:,}")
             d = D[(D.preset == p) & (D.sparsity == s) & (D.chunk_elements == mid)]
             ax.plot(d.delta_t, 100 * d.flop_overhead, "x", color=col, ms=7, label=f"S={s}: FLOPs")
-            ax.axvline(1 / (1 - s), color=col, lw=0.8, alpha=0.6)
-        ax.axhline(100 / 3, color="grey", lw=0.8)
-        ax.set(xscale="log", yscale="log", xlabel="ΔT (steps between mask updates)",
-               ylabel="per-step overhead of update steps (% of a normal step)", title=p)
+            ax.axvline(1 / (1 - s), color=col, lw=0.8, alpha=0.6,
+                       label=f"S={s}: ΔT = 1/(1−S) = {1 / (1 - s):.3g} (paper: keep ΔT above it)")
+        ax.axhline(100 / 3, color="grey", lw=0.8, label="1/3 of a normal sparse step (33%)")
+        ax.set(xscale="log", yscale="log", xlabel="ΔT (training steps between mask updates, log scale)",
+               ylabel="update-step overhead per step\n(% of a normal step's time or FLOPs, log scale)", title=p)
+    # one legend column per sparsity (its lines, crosses and bound), the 1/3 line closing the last column
     h, lab = axes[0][0].get_legend_handles_labels()
-    fig.legend(h, lab, loc="outside lower center", ncol=len(cfg.sparsities), fontsize=7)
-    figs.append(("Amortised cost of the update steps per step, relative to a normal sparse step (lines: simulated "
-                 "time; crosses: FLOPs; vertical lines: ΔT = 1/(1−S); grey: 1/3 of a sparse step)",
-                 save_fig(fig, out / "amortised.png")))
-    fig, axes = plt.subplots(1, len(cfg.presets), figsize=(5.0 * len(cfg.presets), 3.6), squeeze=False)
+    per = len(cfg.chunks) + 2
+    blank = plt.Line2D([], [], alpha=0)
+    hh, ll = [], []
+    for i in range(len(cfg.sparsities)):
+        last = i == len(cfg.sparsities) - 1
+        hh += h[i * per:(i + 1) * per] + [h[-1] if last else blank]
+        ll += lab[i * per:(i + 1) * per] + [lab[-1] if last else ""]
+    fig.legend(hh, ll, loc="outside lower center", ncol=len(cfg.sparsities), fontsize=7)
+    return fig
+
+
+def topk_buffer_figure(cfg: Config, D):
+    """Share of the run in the mask-update work against the top-k unit's on-chip buffer, per preset."""
+    from studies.common import pyplot
+
+    plt = pyplot()
+    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(1, len(cfg.presets), figsize=(5.0 * len(cfg.presets), 3.8), squeeze=False)
     for ax, p in zip(axes[0], cfg.presets):
         for i, s in enumerate(cfg.sparsities):
             for j, dt in enumerate(sorted({cfg.headline_delta_t, min(cfg.delta_ts)})):
                 d = D[(D.preset == p) & (D.sparsity == s) & (D.delta_t == dt)].sort_values("chunk_elements")
                 ax.plot(d.chunk_elements, 100 * d.mask_update_share, styles[j], color=f"C{i}", marker="o", ms=3,
                         label=f"S={s}, ΔT={dt}")
-        ax.set(xscale="log", yscale="log", xlabel="top-k on-chip buffer (elements)",
-               ylabel="top-k/re-encode work, % of run time", title=p)
+        ax.set(xscale="log", yscale="log", xlabel="top-k on-chip buffer (elements, log scale)",
+               ylabel="top-k / re-encode work\n(% of run time, log scale)", title=p)
     axes[0][0].legend(fontsize=7)
-    figs.append(("Share of the run spent in the mask-update work (top-k grow, drop, re-encode, zeroing) against the "
-                 "top-k unit's on-chip buffer", save_fig(fig, out / "topk_buffer.png")))
-    return figs
+    return fig
+
+
+def _plots(out: Path, cfg: Config, D) -> list[tuple[str, str]]:
+    from studies.common import save_fig
+
+    return [("Amortised cost of the update steps per step, relative to a normal sparse step (lines: simulated "
+             "time; crosses: FLOPs; vertical lines: ΔT = 1/(1−S); grey: 1/3 of a sparse step)",
+             save_fig(amortised_figure(cfg, D), out / "amortised.png")),
+            ("Share of the run spent in the mask-update work (top-k grow, drop, re-encode, zeroing) against the "
+             "top-k unit's on-chip buffer", save_fig(topk_buffer_figure(cfg, D), out / "topk_buffer.png"))]
 
 
 def _write(out: Path, cfg: Config, rows: list[dict], log: StudyLog) -> None:
