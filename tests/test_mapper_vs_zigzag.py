@@ -49,6 +49,10 @@ def test_shapes_and_workload_yaml(specs):
     assert bench.input_extent(s) == (15, 15)
     assert bench.input_extent(bench.layer_shape(specs["layer2.0.downsample.0"], 256)) == (55, 55)
     assert bench.input_extent(bench.layer_shape(specs["layer1.0.conv2"], 256)) == (58, 58)
+    # rows actually read: all of the extent when the kernel covers the stride, else every stride-th
+    assert bench.input_touched(bench.layer_shape(specs["layer2.0.downsample.0"], 256)) == (28, 28)
+    assert bench.input_touched(bench.layer_shape(specs["layer2.0.conv2"], 256)) == (57, 57)
+    assert bench.input_touched(s) == (15, 15)
 
 
 def test_committed_workloads_match_generated(specs):
@@ -100,7 +104,7 @@ def test_recorded_zigzag_results_are_consistent(doc, specs):
         assert lay["shape"] == sh
         macs = bench.shape_macs(sh)
         k, c, b = sh["K"], sh["C"], sh["B"]
-        h, w = bench.input_extent(sh)
+        h, w = bench.input_touched(sh)
         compulsory = {"weights": k * c * sh["FY"] * sh["FX"] * 2, "inputs": b * c * h * w * 2,
                       "outputs": b * k * sh["OY"] * sh["OX"] * 2}
         for opt in ("latency", "energy"):

@@ -8,7 +8,9 @@ its 32 columns and C over its 32 rows in both tools (`zigzag/mapping_32x32.yaml`
 searched. Workloads: LAYERS at batch 256, forward pass, written as one-layer ZigZag YAMLs
 (`zigzag/workloads/`). Inputs are given at the extent the conv reads, (P-1)*stride + R, with no
 padding declared, exactly as `simulator.nest.Problem.from_layer` counts them (ZigZag would otherwise
-subtract the padding from the input tensor: 56x56 instead of 58x58 for a 3x3/pad-1 layer).
+subtract the padding from the input tensor: 56x56 instead of 58x58 for a 3x3/pad-1 layer). ZigZag counts the input
+rows a conv touches, the distinct stride*p + r: a 1x1 stride-2 conv (the downsamples) moves 28x28 of
+its 55x55 extent, so its compulsory input traffic is a quarter of the extent (`input_touched`).
 
 Run:
   .venv/bin/python studies/bench/mapper_vs_zigzag.py                 # table from the recorded JSON
@@ -120,6 +122,15 @@ def shape_macs(shape: dict[str, int]) -> int:
 def input_extent(shape: dict[str, int]) -> tuple[int, int]:
     """Rows, columns of input the conv reads: (OY-1)*SY + FY, (OX-1)*SX + FX (no dilation)."""
     return (shape["OY"] - 1) * shape["SY"] + shape["FY"], (shape["OX"] - 1) * shape["SX"] + shape["FX"]
+
+
+def input_touched(shape: dict[str, int]) -> tuple[int, int]:
+    """Rows, columns of input the conv actually reads: the distinct values of stride*o + f, which is the
+    extent when the kernel covers the stride (R >= S) and P*R when it does not (a 1x1 stride-2 conv
+    reads every other row: 28 of 55). ZigZag sizes the input this way."""
+    def one(o: int, s: int, f: int) -> int:
+        return (o - 1) * s + f if f >= s else o * f
+    return one(shape["OY"], shape["SY"], shape["FY"]), one(shape["OX"], shape["SX"], shape["FX"])
 
 
 def workload_yaml(name: str, shape: dict[str, int]) -> str:
