@@ -150,3 +150,60 @@ def test_bad_input_is_one_line_exit_2(capsys, tmp_path):
     bad.write_text(json.dumps({"layers": {"x": {}}}))
     assert bench.main(["--json", str(bad), "--layers", "layer1.0.conv1"]) == 2
     assert "not a mapper_vs_zigzag JSON" in capsys.readouterr().err
+
+
+def test_adapter_reads_the_mapper_api(monkeypatch, specs):
+    """`our_search` against a stand-in for core's `simulator.mapper.search` (the expected API)."""
+    import sys
+    import types
+
+    calls = []
+
+    class Result:
+        cycles, energy_pj, mappings_evaluated, seconds = 123.0, 4.5e6, 77, 0.002
+        levels = {"dram": {"read_bytes": 1000.0, "write_bytes": 24.0}, "glb": {"read_bytes": 1.0, "write_bytes": 1.0}}
+
+    def search(problem, hw, objective):
+        calls.append((problem.M, problem.C, problem.P, problem.R, problem.stride, objective))
+        return Result()
+
+    class Problem:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+        @classmethod
+        def from_layer(cls, spec, batch, pass_name):
+            sh = bench.layer_shape(spec, batch)
+            assert pass_name == "forward"
+            return cls(M=sh["K"], C=sh["C"], P=sh["OY"], R=sh["FY"], stride=tuple(spec.stride))
+
+    monkeypatch.setitem(sys.modules, "simulator.mapper", types.SimpleNamespace(search=search))
+    monkeypatch.setitem(sys.modules, "simulator.nest", types.SimpleNamespace(Problem=Problem))
+    got = bench.our_search(specs["layer4.0.conv2"], 256, None, "latency")
+    assert got == {"cycles": 123.0, "energy_pj": 4.5e6, "dram_bytes": 1024.0, "mappings_evaluated": 77,
+                   "seconds": 0.002}
+    assert calls == [(512, 512, 7, 3, (2, 2), "latency")]
+
+
+def test_goal_check_flags_a_missed_layer(monkeypatch, capsys, doc, specs):
+    zz = {r["layer"]: r for r in bench.zigzag_rows(doc)}
+    names = ["layer1.0.conv2", "layer4.0.conv2"]
+    sub = {**doc, "layers": {n: doc["layers"][n] for n in names}}
+
+    def fake(cycle_factor):
+        def our_search(spec, batch, hw, objective):
+            r = zz[spec.name]
+            e = r["energy_pj"] if objective == "latency" else r["e_energy_pj"]
+            return {"cycles": r["cycles"] * cycle_factor, "energy_pj": e * 1.05, "dram_bytes": r["dram_bytes"],
+                    "mappings_evaluated": 10, "seconds": r["seconds"] / 500}
+        return our_search
+
+    monkeypatch.setattr(bench, "our_search", fake(1.01))
+    rows = bench.compare(sub, None, [specs[n] for n in names])
+    assert [round(r["cycle_ratio"], 6) for r in rows] == [1.01, 1.01]
+    assert [round(r["energy_ratio"], 6) for r in rows] == [1.05, 1.05]
+    assert all(round(r["speedup"]) == 500 for r in rows)
+    assert bench.print_compare(rows) == 0
+    monkeypatch.setattr(bench, "our_search", fake(1.03))  # 3 % slower than ZigZag: misses <= 1.02
+    assert bench.print_compare(bench.compare(sub, None, [specs[n] for n in names])) == 2
+    assert capsys.readouterr().out.count("MISSED") == 2
