@@ -30,8 +30,9 @@ How ZigZag 3.9.1 computes what it reports (read from zigzag/cost_model/cost_mode
     read to high, write from low), a period = product of the temporal loops at and below that level;
     per period it moves amount x precision bits in real_cycle = ceil(bits / port bandwidth_max) cycles.
     The allowed window is the whole period when the level is double-buffered for that operand (ZigZag
-    decides: its tile uses <= 50% of the level, counting the other operands sharing it), else only the
-    last iteration of the outermost irrelevant loop at that level (the instant window).
+    decides: its tile uses <= 50% of the level, or fits in what the other operands sharing the level
+    leave free), else the period divided by the top irrelevant loop at that level (the instant window).
+    Reads and writes toward the level above use the window of the level above.
     Stall per link = (real - allowed) x (period_count - 1), negative = slack.
   - Links on one physical port combine: sum of positive stalls + max(0, sum of slacks + sum of
     windows - union of windows). Two links that each need the port every cycle therefore serialise
@@ -47,7 +48,10 @@ How ZigZag 3.9.1 computes what it reports (read from zigzag/cost_model/cost_mode
   periods x memory instances holding distinct data; with bandwidth_min = 16 bits and costs =
   (bandwidth_max / 16) x per-word energy this is exactly words x per-word energy. A partial sum is 32
   bits (O precision 32, two words) until its final write, which is 16 bits (O_final); the first read of
-  a partial sum is not skipped at the innermost level (O reads to the MAC = MACs). The breakdown is per
+  a partial sum is not skipped at the innermost level (O reads to the MAC = MACs). The API sets
+  access_same_data_considered_as_no_access: data read repeatedly from the innermost level while the
+  loops below it do not change it (and it fits the read port) is charged once ("it stays at the
+  memory's output pins"), e.g. a weight held over an innermost OX loop. The breakdown is per
   operand (W, I, O) x level x direction, recorded in the JSON.
 * Search: LOMA enumerates loop orders of the prime factors (lpf_limit 6) with memory allocation bottom
   up; `opt="latency"` keeps the lowest latency_total2 and breaks exact ties only by energy, so the
