@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test install bench bench-export deepsparse-env clean
+.PHONY: demo test install bench bench-export deepsparse-env zigzag-env bench-zigzag clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,12 @@ deepsparse-env:
 
 bench-export: $(VENV)/.installed
 	$(PY) studies/bench/export_runtimes.py --model resnet50 --sparsity 0.9 --batches 1 64
+
+# ZigZag (zigzag-dse, the reference mapper of studies/bench/mapper_vs_zigzag.py) lives in its own venv;
+# it imports six without declaring it. The package and the tests never import it.
+zigzag-env:
+	$(PYTHON) -m venv .zigzag
+	.zigzag/bin/pip install --quiet zigzag-dse==3.9.1 six
+
+bench-zigzag: $(VENV)/.installed
+	$(PY) studies/bench/mapper_vs_zigzag.py
