@@ -229,22 +229,18 @@ def load_zigzag(path: Path = DATA) -> dict:
 
 # --- our side (the one place that knows core's API) ---------------------------------------------
 def our_search(spec: Any, batch: int, hw: Any, objective: str) -> dict[str, Any]:
-    """Our mapper on one layer: cycles, energy_pj, DRAM bytes, mappings evaluated, seconds.
-
-    The adapter to `simulator.mapper.search`; the integrator fixes names here only."""
-    from simulator.mapper import search
+    """Our mapper on one layer (forward pass), cache off: cycles, energy_pj, DRAM bytes, mappings
+    evaluated, seconds. The one adapter to `simulator.mapper.map_layer`."""
+    from simulator.mapper import map_layer
     from simulator.nest import Problem
 
     problem = Problem.from_layer(spec, batch, "forward")
     t0 = time.perf_counter()
-    res = search(problem, hw, objective=objective)
-    seconds = getattr(res, "seconds", None) or (time.perf_counter() - t0)
-    levels = res.levels
-    dram = levels.get("dram", {}) if isinstance(levels, dict) else getattr(levels, "dram", {})
-    get = (lambda k: dram.get(k, 0.0)) if isinstance(dram, dict) else (lambda k: getattr(dram, k, 0.0))
-    return {"cycles": float(res.cycles), "energy_pj": float(res.energy_pj),
-            "dram_bytes": float(get("read_bytes")) + float(get("write_bytes")),
-            "mappings_evaluated": int(res.mappings_evaluated), "seconds": float(seconds)}
+    res = map_layer(problem, hw, objective=objective, use_cache=False)
+    seconds = time.perf_counter() - t0
+    ev = res.evaluation
+    return {"cycles": float(ev.cycles), "energy_pj": float(ev.energy_pj), "dram_bytes": float(ev.dram_bytes()),
+            "mappings_evaluated": int(res.evaluated), "seconds": float(seconds)}
 
 
 def mapper_available() -> str | None:
