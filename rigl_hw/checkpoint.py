@@ -195,11 +195,12 @@ def load_checkpoint(path_or_run_dir: str | os.PathLike, *, model: Mapping[str, A
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; it is incomplete: restart the run")
     verify_checksum(path, obj)
     from .models import MODELS
+    from .user_model import is_user_model
 
     name = obj["model"].get("name") if isinstance(obj["model"], dict) else None
-    if name not in MODELS:
+    if name not in MODELS and not (isinstance(name, str) and is_user_model(name)):
         raise CheckpointError(f"checkpoint {path} is for model {name!r}, which this rigl-hw does not know "
-                              f"(models: {', '.join(sorted(MODELS))}); resume only checkpoints written by `rigl-hw train`")
+                              f"(models: {', '.join(sorted(MODELS))}, or package.module:factory); resume only checkpoints written by `rigl-hw train`")
     if not isinstance(obj["model_state"], dict):
         raise CheckpointError(f"checkpoint {path}: model_state is not a dict; it is corrupt: restart the run")
     bad = non_finite_tensors(obj["model_state"])

@@ -171,10 +171,17 @@ def test_corrupt_masks_npz(tmp_path, capsys, trace_dir, damage):
     if damage == "truncate":
         data = data[: len(data) // 2]
     else:
-        # (bytes inside the array data; a flip in an unused zip header field changes nothing and reads fine)
-        pos = {"flip_quarter": len(data) // 4, "flip_middle": len(data) // 2,
-               "flip_three_quarters": 3 * len(data) // 4}[damage]
-        data[pos] ^= 0x10
+        # bytes inside the compressed data of the largest array (a flip in an unused zip header field
+        # changes nothing and reads fine, so positions are taken inside a member's data)
+        import struct
+        import zipfile
+
+        with zipfile.ZipFile(f) as z:
+            member = max(z.infolist(), key=lambda i: i.compress_size)
+        name_len, extra_len = struct.unpack("<HH", data[member.header_offset + 26: member.header_offset + 30])
+        start = member.header_offset + 30 + name_len + extra_len
+        frac = {"flip_quarter": 0.25, "flip_middle": 0.5, "flip_three_quarters": 0.75}[damage]
+        data[start + int(frac * member.compress_size)] ^= 0x10
     f.write_bytes(bytes(data))
     before = tree_digest(t)
     out = tmp_path / "o.csv"
