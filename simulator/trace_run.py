@@ -16,6 +16,7 @@ from typing import Any, Iterator, TypeVar
 
 from rigl_hw.atomic import atomic_path
 from rigl_hw.trace import Trace, read_trace
+from simulator.mapped import MappedModel
 from simulator.engine import RunResult, StepResult, compare_modes, simulate_run, simulate_step
 from simulator.hardware import HardwareSpec, load_hardware
 
@@ -32,6 +33,9 @@ class TraceSimulation:
     run: RunResult
     first_step: StepResult
     final_masks: list | None = None     # packed masks of the last snapshot (mode "real"), spec order
+    mapping: str = "per-layer"          # engine mapping mode (per-layer | per-snapshot | fixed)
+    objective: str = "latency"          # the mapper's objective (unused by mapping "fixed")
+    searches: int = 0                   # mapper searches run (cache misses)
 
     @property
     def masks_label(self) -> str:
@@ -52,6 +56,9 @@ class TraceSimulation:
             "steps": self.trace.total_steps,
             "mask_updates": self.trace.n_updates,
             "masks": self.masks_label,
+            "mapping": self.mapping,
+            "objective": self.objective if self.mapping != "fixed" else None,
+            "mapper_searches": self.searches,
             "totals": {"cycles": self.run.cycles, "time_s": self.run.time_s, "energy_j": self.run.energy_j},
             "per_step": {"normal": self.run.per_step("normal"), "update": self.run.per_step("update")},
             "layers": layers,
@@ -99,10 +106,11 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
 
 
 def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec,
-                   mode: str = "real", progress: bool = False) -> TraceSimulation:
+                   mode: str = "real", progress: bool = False, mapping: str = "per-layer",
+                   objective: str = "latency") -> TraceSimulation:
     """Simulate every interval of the trace with its masks (mode "real") or with random masks of the
     same densities in expectation (mode "statistical"), plus every mask-update step. progress: a tqdm
-    bar over the mask snapshots on stderr."""
+    bar over the mask snapshots on stderr. mapping / objective: as in `engine.simulate_run`."""
     if mode not in SIM_MODES:
         raise ValueError(f"--mode must be one of {SIM_MODES}, got {mode!r}")
     trace = read_trace(trace_dir)
@@ -129,28 +137,33 @@ def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | H
         nnz = trace.initial_nonzeros()
         densities = {s.name: float(z) / s.n_params for s, z in zip(specs, nnz)}
         snaps = [{} for _ in range(trace.n_updates + 1)]
+    model = None if mapping == "fixed" else MappedModel(hw, trace.batch_size, mapping, objective, mode)
     run = simulate_run(specs, trace.batch_size, trace.total_steps, trace.update_steps, snaps, hw,
                        dense_weight_grad_every_step=dense_dw, grown_per_update=trace.grown, mode=mode,
-                       densities=densities)
+                       densities=densities, mapping=mapping, objective=objective, model=model)
     step = simulate_step(specs, init_masks if mode == "real" else None, hw, trace.batch_size,
-                         dense_weight_grad=dense_dw, mode=mode, densities=densities)
-    return TraceSimulation(trace, hw, mode, run, step, last[0] if mode == "real" else None)
+                         dense_weight_grad=dense_dw, mode=mode, densities=densities, mapping=mapping,
+                         objective=objective, model=model)
+    return TraceSimulation(trace, hw, mode, run, step, last[0] if mode == "real" else None, mapping, objective,
+                           model.searches if model is not None else 0)
 
 
-def compare_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec) -> dict[str, Any]:
+def compare_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec,
+                  mapping: str = "per-layer", objective: str = "latency") -> dict[str, Any]:
     """The trace simulated with its masks and statistically (random masks of the same densities):
     whole-run totals of both, their ratios (real / statistical), and `layers`, the per-layer, per-pass
     cycles of one normal step with the final masks in both modes (`engine.compare_modes`)."""
     hw = hardware if isinstance(hardware, HardwareSpec) else load_hardware(hardware)
-    real = simulate_trace(trace_dir, hw, mode="real")
-    stat = simulate_trace(trace_dir, hw, mode="statistical")
+    real = simulate_trace(trace_dir, hw, mode="real", mapping=mapping, objective=objective)
+    stat = simulate_trace(trace_dir, hw, mode="statistical", mapping=mapping, objective=objective)
     trace = real.trace
     layers = compare_modes(trace.specs, {s.name: p for s, p in zip(trace.specs, real.final_masks)}, hw,
-                           trace.batch_size)
+                           trace.batch_size, mapping=mapping, objective=objective)
     tot = {m: {"cycles": r.run.cycles, "time_s": r.run.time_s, "energy_j": r.run.energy_j}
            for m, r in (("real", real), ("statistical", stat))}
     return {"hardware": hw.name, "trace": str(trace.path), "model": trace.meta.get("model"),
-            "method": trace.method, "masks": real.masks_label, "steps": trace.total_steps,
+            "method": trace.method, "masks": real.masks_label, "mapping": mapping,
+            "objective": objective if mapping != "fixed" else None, "steps": trace.total_steps,
             "mask_updates": trace.n_updates, "totals": tot,
             "ratio": {k: tot["real"][k] / tot["statistical"][k] if tot["statistical"][k] else float("nan")
                       for k in tot["real"]},
