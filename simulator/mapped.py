@@ -142,6 +142,8 @@ class MappedModel:
         self._maps: dict = {}      # (layer, pass, dense_dw) -> (density mapped at, Mapping, PeSlices)
         self._evals: dict = {}     # (layer, pass, dense_dw, density, mapping) -> Evaluation
         self._problems: dict = {}
+        self._fracs: dict = {}     # (layer, pass) -> (packed mask, PeSlices, lockstep fraction)
+        self._rows: dict = {}      # (layer, pass, dense_dw) -> (packed mask or None, density, row)
 
     def problem(self, spec, pass_name: str) -> Problem:
         key = (spec.name, pass_name)
@@ -192,14 +194,35 @@ class MappedModel:
                   and nm_conforms(counts, sp.nm, "weight"))
             frac = sp.nm[0] / sp.nm[1] if ok else 1.0
         elif counts is not None and self.mode == "real":
-            frac = lockstep_fraction(counts, sl)
+            fkey = (spec.name, pass_name)
+            hit = self._fracs.get(fkey)
+            if hit is not None and hit[1] == sl and (hit[0] is counts.packed or np.array_equal(hit[0], counts.packed)):
+                frac = hit[2]       # the mask did not change: reuse its count
+            else:
+                frac = lockstep_fraction(counts, sl)
+                self._fracs[fkey] = (counts.packed, sl, frac)
         else:
             frac = expected_lockstep_fraction(d, sl)
         return with_cycle_fraction(ev, self.hw, frac, base)
 
     def row(self, spec, pass_name: str, counts: MaskCounts | None, density: float, weight_bytes: float,
             dense_dw: bool = False) -> tuple:
-        """The engine's row (simulator/engine.py `_columns` order) for this pass."""
+        """The engine's row (simulator/engine.py `_columns` order) for this pass; reused while the
+        layer's mask (or, without one, its density) and its mapping do not change."""
+        rkey = (spec.name, pass_name, dense_dw)
+        packed = None if counts is None else counts.packed
+        hit = self._rows.get(rkey)
+        if hit is not None and hit[1] == density and hit[3] == weight_bytes and (
+                (packed is None and hit[0] is None) or (packed is not None and hit[0] is not None and (
+                    hit[0] is packed or np.array_equal(hit[0], packed)))):
+            if self.mapping == "per-layer" or hit[4] == self._maps.get(rkey, (None, None))[1]:
+                return hit[2]
+        row = self._row(spec, pass_name, counts, density, weight_bytes, dense_dw)
+        self._rows[rkey] = (packed, density, row, weight_bytes, self._maps[rkey][1])
+        return row
+
+    def _row(self, spec, pass_name: str, counts: MaskCounts | None, density: float, weight_bytes: float,
+             dense_dw: bool) -> tuple:
         ev = self.evaluation(spec, pass_name, counts, density, dense_dw)
         hw = self.hw
         mode = hw.sparsity.mode
