@@ -56,7 +56,7 @@ def direct_run(specs, alloc, masks, hw, delta_t=100, steps=STEPS, t_end=T_END, *
     k = changed_per_update(sched, alloc.nonzeros, steps)
     k[:, [not b for b in alloc.in_budget]] = 0
     k = np.minimum(k, np.asarray(alloc.n_params) - np.asarray(alloc.nonzeros))
-    return simulate_run(specs, BATCH, steps, upd, [masks] * (len(upd) + 1), hw, grown_per_update=k, **kw, mapping="fixed")
+    return simulate_run(specs, BATCH, steps, upd, [masks] * (len(upd) + 1), hw, grown_per_update=k, **kw)
 
 
 def check_report(study_dir: Path):
@@ -89,7 +89,7 @@ def test_uniform_vs_erk(studies_dir):
             & (S.preset == "skip-bitmask-32x32")].iloc[0]
     hw = load_hardware("skip-bitmask-32x32")
     specs, alloc, masks = masks_of(MODEL, "erk", 0.9)
-    step = simulate_step(specs, masks, hw, uniform_vs_erk.QUICK.step_batch, mapping="fixed")
+    step = simulate_step(specs, masks, hw, uniform_vs_erk.QUICK.step_batch)
     assert row.step_time_s == pytest.approx(step.time_s, rel=1e-12)
     assert row.step_energy_j == pytest.approx(step.energy_j, rel=1e-12)
     run = direct_run(specs, alloc, masks, hw)
@@ -112,7 +112,7 @@ def test_training_cost(studies_dir):
         q = C[(C.method == method) & (C.multiplier == M) & (C.preset == hw.name)]
         return q[(q.sparsity == 0.9) | (method == "dense")].iloc[0]
 
-    dense = simulate_run(model_specs(MODEL), BATCH, STEPS, [], [{}], hw, mapping="fixed")
+    dense = simulate_run(model_specs(MODEL), BATCH, STEPS, [], [{}], hw)
     assert row("dense").run_time_s == pytest.approx(dense.time_s, rel=1e-12)
     specs, alloc, masks = masks_of(MODEL, "erk", 0.9)
     for method, M, kw in (("rigl", 1, {}), ("rigl", 5, {}), ("snfs", 1, {"dense_weight_grad_every_step": True})):
@@ -123,16 +123,16 @@ def test_training_cost(studies_dir):
         assert r.time_ratio == pytest.approx(run.time_s / dense.time_s, rel=1e-9)
     fr = flops_report(MODEL, "erk", 0.9, method="rigl", delta_t=100, t_end=T_END, batch=BATCH)
     assert row("rigl").flop_ratio == pytest.approx(fr["train_flops"]["ratio"], rel=1e-12)
-    static = simulate_step(specs, masks, hw, BATCH, mapping="fixed").time_s * STEPS
+    static = simulate_step(specs, masks, hw, BATCH).time_s * STEPS
     assert row("static").run_time_s == pytest.approx(static, rel=1e-12)
     assert row("static").run_time_s <= row("set").run_time_s <= row("rigl").run_time_s   # SET: no dense gradient
     sd = flops_report(MODEL, "erk", 0.9, method="small_dense")["train_flops"]["small_dense_width"]
     assert row("small_dense").run_time_s == pytest.approx(
-        simulate_step(model_specs(MODEL, sd), None, hw, BATCH, mapping="fixed").time_s * STEPS, rel=1e-12)
+        simulate_step(model_specs(MODEL, sd), None, hw, BATCH).time_s * STEPS, rel=1e-12)
     pruned = 0.0
     for s, n in training_cost.pruning_levels(0.9, 1, STEPS):
         sp, _, m = masks_of(MODEL, "erk", s) if s > 0 else (model_specs(MODEL), None, None)
-        pruned += simulate_step(sp, m, hw, BATCH, mapping="fixed").time_s * n
+        pruned += simulate_step(sp, m, hw, BATCH).time_s * n
     assert row("pruning").run_time_s == pytest.approx(pruned, rel=1e-12)
     check_report(d)
     rerun_computes_nothing(training_cost, d)
@@ -147,7 +147,7 @@ def test_update_interval(studies_dir):
     specs, alloc, masks = masks_of(MODEL, "erk", 0.9)
     run = direct_run(specs, alloc, masks, hw, delta_t=10)
     assert r.run_cycles == pytest.approx(run.cycles, rel=1e-9)
-    normal = simulate_step(specs, masks, hw, BATCH, mapping="fixed")
+    normal = simulate_step(specs, masks, hw, BATCH)
     assert r.time_overhead == pytest.approx(run.cycles / STEPS / normal.cycles - 1, rel=1e-9)
     rigl = flops_report(MODEL, "erk", 0.9, method="rigl", delta_t=10, t_end=T_END)["train_flops"]["ratio"]
     static = flops_report(MODEL, "erk", 0.9, method="static")["train_flops"]["ratio"]
