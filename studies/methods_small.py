@@ -206,7 +206,7 @@ def run(out_dir: str | Path, quick: bool = False) -> Path:
     report.md; return out_dir."""
     import pandas as pd
 
-    from studies.common import write_csv, write_text
+    from studies.common import sensitivity_section, write_csv, write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -219,5 +219,7 @@ def run(out_dir: str | Path, quick: bool = False) -> Path:
     write_csv(mask_balance(out, df), out / "balance.csv")
     bal = pd.read_csv(out / "balance.csv")
     _plot(summary, df, out / "methods_small.png")
-    write_text(out / "report.md", _report(summary, df, quick) + "\n".join(_balance_report(bal)) + "\n")
+    sens = sensitivity_section("mlp", BALANCE_PRESET, 64, 0.9)
+    write_text(out / "report.md", _report(summary, df, quick) + "\n".join(_balance_report(bal)) + "\n\n"
+               + "\n".join(sens) + "\n")
     return out

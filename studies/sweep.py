@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 from rigl_hw.atomic import atomic_write_text
 
-CACHE_SALT = "rigl-hw-sweep-v1"
+CACHE_SALT = "rigl-hw-sweep-v2-mapped"   # v2: the engine prices rows with searched mappings
 
 
 class SweepError(RuntimeError):
