@@ -226,9 +226,10 @@ class MappedModel:
         ev = self.evaluation(spec, pass_name, counts, density, dense_dw)
         hw = self.hw
         mode = hw.sparsity.mode
-        eff = ev.effectual_macs
-        issued = float(ev.macs) if mode == "none" else eff
-        gated = float(ev.macs) - eff if mode == "gate" else 0.0
+        d = 1.0 if dense_dw else (counts.density if counts is not None else float(density))
+        eff = float(ev.macs) * d                      # useful MACs (nonzero weight), as in the fixed model
+        issued = float(ev.macs) if mode == "none" else float(ev.effectual_macs)
+        gated = float(ev.macs) - float(ev.effectual_macs) if mode == "gate" else 0.0
         by = {lv.name: lv for lv in ev.levels}
         lvls = [by[lv.name] for lv in hw.memory]
         reads = tuple(lv.read_bytes for lv in lvls)

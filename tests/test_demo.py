@@ -34,8 +34,8 @@ def test_report_reads_from_every_stage(demo_out):
     for method in demo.DEMO_METHODS:
         run_dir = demo_out / "runs" / method
         assert f"| {demo.LABEL[method]} | {_last_eval_accuracy(run_dir):.4f} |" in report
-    rigl = simulate_trace(demo_out / "runs" / "rigl" / "trace", "skip-bitmask-32x32", mapping="fixed").summary()
-    dense = simulate_trace(demo_out / "runs" / "dense" / "trace", "skip-bitmask-32x32", mapping="fixed").summary()
+    rigl = simulate_trace(demo_out / "runs" / "rigl" / "trace", "skip-bitmask-32x32").summary()
+    dense = simulate_trace(demo_out / "runs" / "dense" / "trace", "skip-bitmask-32x32").summary()
     assert rigl["mask_updates"] > 0 and f"{rigl['totals']['cycles']:.4g}" in report
     ratio = rigl["totals"]["time_s"] / dense["totals"]["time_s"]
     assert ratio < 0.95                      # 90% sparse on a skipping array is faster than dense
