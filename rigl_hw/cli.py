@@ -159,6 +159,12 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", default="real", choices=("real", "statistical", "compare"),
                    help="real (use the trace's masks, default), statistical (random masks of the same densities, "
                         "in expectation), or compare (both, with real/statistical ratios per layer and pass)")
+    p.add_argument("--mapping", default="per-layer", choices=("per-layer", "per-snapshot", "fixed"),
+                   help="per-layer (default: the mapper picks one mapping per layer and pass from its density; "
+                        "every mask snapshot is evaluated under it), per-snapshot (re-map when a layer's density "
+                        "changes), or fixed (the preset's fixed dataflow, the SCALE-Sim-validated fold model)")
+    p.add_argument("--objective", default="latency", choices=("latency", "energy", "edp"),
+                   help="what the mapper minimises (default latency; ignored with --mapping fixed)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", help="write the per-snapshot, per-layer, per-pass table to this CSV "
                                  "(--mode compare: the per-layer comparison)")
@@ -206,7 +212,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
         return _run_simulate_many(args)
     baseline = None if args.baseline == "none" else args.baseline
     sim = simulate_trace(args.trace, args.hardware[0], mode=args.mode,
-                         progress=args.progress and sys.stderr.isatty(), baseline=baseline)
+                         progress=args.progress and sys.stderr.isatty(), baseline=baseline,
+                         mapping=args.mapping, objective=args.objective)
     from simulator.trace_run import comparison_summary
 
     summary = comparison_summary([sim])
@@ -224,6 +231,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     t, n, u = summary["totals"], summary["per_step"]["normal"], summary["per_step"]["update"]
     print(f"{summary['model']} {summary['method']} trace ({summary['masks']} masks), {summary['steps']} steps at batch "
           f"{summary['batch']}, {summary['mask_updates']} mask updates, on {summary['hardware']}")
+    print(f"  mapping: {_mapping_label(summary)}")
     print(f"  whole run:   {t['cycles']:.4g} cycles  {t['time_s']:.4g} s  {t['energy_j']:.4g} J  "
           f"(memory stalls {100 * summary['stall_share']:.1f}% of cycles)")
     print(f"  normal step: {n['cycles']:.4g} cycles  {n['energy_j']:.4g} J")
@@ -256,7 +264,8 @@ def _run_simulate_many(args: argparse.Namespace) -> int:
 
     baseline = None if args.baseline == "none" else args.baseline
     sims = compare_hardware(args.trace, args.hardware, mode=args.mode, baseline=baseline,
-                            progress=args.progress and sys.stderr.isatty())
+                            progress=args.progress and sys.stderr.isatty(), mapping=args.mapping,
+                            objective=args.objective)
     summary = comparison_summary(sims)
     rows = comparison_rows(summary)
     if args.out:
@@ -270,7 +279,8 @@ def _run_simulate_many(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         return 0
     print(f"{summary['model']} {summary['method']} trace ({summary['masks']} masks), {summary['steps']} steps at batch "
-          f"{summary['batch']}, {summary['mask_updates']} mask updates, on {len(rows)} hardware specs")
+          f"{summary['batch']}, {summary['mask_updates']} mask updates, on {len(rows)} hardware specs; "
+          f"mapping: {_mapping_label(summary)}")
     dense = baseline is not None
     head = f"  {'hardware':<24} {'time (s)':>10} {'energy (J)':>11} {'stalls':>7}"
     if dense:
@@ -317,12 +327,16 @@ def _run_simulate_inference(args: argparse.Namespace) -> int:
     if args.out:
         print(f"  table: {args.out}")
     return 0
+def _mapping_label(summary: dict) -> str:
+    if summary["mapping"] == "fixed":
+        return "fixed (the preset's fixed dataflow)"
+    return f"{summary['mapping']}, objective {summary['objective']}"
 
 
 def _run_simulate_compare(args: argparse.Namespace) -> int:
     from simulator.trace_run import compare_trace, write_csv_atomic
 
-    cmp = compare_trace(args.trace, args.hardware)
+    cmp = compare_trace(args.trace, args.hardware, mapping=args.mapping, objective=args.objective)
     layers = cmp.pop("layers")
     if args.out:
         write_csv_atomic(layers, args.out)
@@ -332,6 +346,7 @@ def _run_simulate_compare(args: argparse.Namespace) -> int:
     r, s, q = cmp["totals"]["real"], cmp["totals"]["statistical"], cmp["ratio"]
     print(f"{cmp['model']} {cmp['method']} trace ({cmp['masks']} masks), {cmp['steps']} steps, "
           f"{cmp['mask_updates']} mask updates, on {cmp['hardware']}: real masks vs random masks of the same densities")
+    print(f"  mapping: {_mapping_label(cmp)}")
     print(f"  whole run, real:        {r['cycles']:.4g} cycles  {r['time_s']:.4g} s  {r['energy_j']:.4g} J")
     print(f"  whole run, statistical: {s['cycles']:.4g} cycles  {s['time_s']:.4g} s  {s['energy_j']:.4g} J")
     print(f"  real / statistical:     {q['cycles']:.4f} cycles  {q['energy_j']:.4f} energy")

@@ -19,11 +19,14 @@ from rigl_hw.layers import LayerSpec
 from simulator.dataflow import (Geometry, MaskCounts, _table, dense_folds, effectual_pairs,
                                 expected_tile_var, nm_conforms, real_tile_var, sparse_folds)
 from simulator.energy import energy_table, level_pj_per_byte
+from simulator.mapped import MAPPINGS, MappedModel
+from simulator.nest import MappingError
 from simulator.memory import gemm_traffic, roofline_cycles, weight_storage_bytes
 from simulator.update import update_cost
 from simulator.workload import Gemm, lower_layer
 
 MODES = ("real", "statistical")
+OBJECTIVES = ("latency", "energy", "edp")
 
 
 class SimulationError(ValueError):
@@ -35,7 +38,8 @@ def _columns(hw) -> list[str]:
     return (["layer", "pass", "cycles", "compute_cycles", "folds", "dense_macs", "macs", "gated_macs",
              "effectual_macs", "weight_bytes"]
             + [f"{n}_read_bytes" for n in names] + [f"{n}_write_bytes" for n in names]
-            + ["energy_pj_mac"] + [f"energy_pj_{n}" for n in names] + ["energy_pj_topk", "energy_pj"])
+            + ["energy_pj_mac"] + [f"energy_pj_{n}" for n in names]
+            + ["energy_pj_topk", "energy_pj_leakage", "energy_pj", "mapping"])
 
 
 @dataclass
@@ -50,14 +54,54 @@ class _Ctx:
     gated_pj: float
     compare_pj: float
     pj_per_byte: list[float]
+    model: MappedModel | None = None   # None: the fixed fold model (dataflow.py + memory.py)
 
     @classmethod
-    def make(cls, hw, batch: int, mode: str) -> "_Ctx":
+    def make(cls, hw, batch: int, mode: str, mapping: str = "per-layer", objective: str = "latency",
+             model: MappedModel | None = None) -> "_Ctx":
         if mode not in MODES:
             raise SimulationError(f"mode {mode!r} is not one of {MODES}")
+        if mapping not in MAPPINGS:
+            raise SimulationError(f"mapping {mapping!r} is not one of {list(MAPPINGS)}")
+        if objective not in OBJECTIVES:
+            raise SimulationError(f"objective {objective!r} is not one of {list(OBJECTIVES)}")
         t = energy_table(hw.energy_table, hw.number_format)
+        if mapping != "fixed" and model is None:
+            model = MappedModel(hw, batch, mapping, objective, mode)
+        if mapping == "fixed":
+            model = None
+        elif (model.hw is not hw or model.batch != batch or model.mapping != mapping
+              or model.objective != objective or model.mode != mode):
+            raise SimulationError("model: a MappedModel built for another hardware, batch, mapping, objective "
+                                  "or mode")
         return cls(hw, Geometry.of(hw), batch, mode, t.mac_pj, t.gated_mac_pj, t.compare_pj,
-                   [level_pj_per_byte(lv) for lv in hw.memory])
+                   [level_pj_per_byte(lv) for lv in hw.memory], model)
+
+
+def _weight_bytes(hw, spec: LayerSpec, counts: MaskCounts | None, nnz: float) -> float:
+    sp, wf = hw.sparsity, hw.weight_format
+    nm_ok = sp.nm is not None and counts is not None and nm_conforms(counts, sp.nm, "weight")
+    v_b, m_b = weight_storage_bytes(wf.kind, int(round(nnz)), spec.out_channels, spec.fan_in, hw.value_bytes,
+                                    index_bits=wf.index_bits, pointer_bits=wf.pointer_bits,
+                                    run_bits=wf.run_bits, nm=sp.nm, nm_ok=nm_ok)
+    return v_b + m_b
+
+
+def _row(ctx: _Ctx, spec: LayerSpec, gm: Gemm, counts: MaskCounts | None, density: float,
+         act_mask: np.ndarray | None) -> tuple:
+    """One (layer, pass) row from the fixed fold model or, when ctx.model is set, from a mapping."""
+    if ctx.model is None:
+        return _pass_row(ctx, spec, gm, counts, density, act_mask)
+    if act_mask is not None:
+        raise SimulationError(f"layer {spec.name!r}: activation masks are priced by the fixed model only "
+                              "(mapping='fixed')")
+    nnz = counts.nnz if counts is not None else density * spec.n_params
+    dense_dw = gm.pass_name == "backward_weight" and gm.sparse == "none"
+    try:
+        return ctx.model.row(spec, gm.pass_name, counts, density, _weight_bytes(ctx.hw, spec, counts, nnz),
+                             dense_dw)
+    except MappingError as e:
+        raise SimulationError(f"layer {spec.name!r} {gm.pass_name}: {e}") from None
 
 
 def preferred_tiles(hw, spec: LayerSpec) -> tuple[int, int]:
@@ -118,11 +162,7 @@ def _pass_row(ctx: _Ctx, spec: LayerSpec, gm: Gemm, counts: MaskCounts | None, d
         table = dense_folds(hw.dataflow, gm.m, gm.n, gm.k, geom, gm.groups, gm.repeats)
         if sp.mode == "gate" and sparse_op:
             issued, gated = effectual, dense_macs - effectual
-    wf = hw.weight_format
-    v_b, m_b = weight_storage_bytes(wf.kind, int(round(nnz)), spec.out_channels, spec.fan_in, vb,
-                                    index_bits=wf.index_bits, pointer_bits=wf.pointer_bits,
-                                    run_bits=wf.run_bits, nm=sp.nm, nm_ok=nm_ok)
-    wbytes = v_b + m_b
+    wbytes = _weight_bytes(hw, spec, counts, nnz)
     out_elems = nnz if (gm.sparse == "output" and sp.mode != "none") else gm.o_elems
     traffic = gemm_traffic(hw, gm, table, dataflow=hw.dataflow, issued_macs=issued, gated_macs=gated,
                            weight_bytes=wbytes, output_elems=out_elems)
@@ -132,7 +172,7 @@ def _pass_row(ctx: _Ctx, spec: LayerSpec, gm: Gemm, counts: MaskCounts | None, d
     e_lv = [(r + w) * e for (r, w), e in zip(rw, ctx.pj_per_byte)]
     return ((spec.name, gm.pass_name, cycles, compute, folds, dense_macs, issued, gated, effectual, wbytes)
             + tuple(r for r, _ in rw) + tuple(w for _, w in rw)
-            + (e_mac,) + tuple(e_lv) + (0.0, e_mac + sum(e_lv)))
+            + (e_mac,) + tuple(e_lv) + (0.0, 0.0, e_mac + sum(e_lv), "fixed:" + hw.dataflow))
 
 
 def _update_row(ctx: _Ctx, spec: LayerSpec, counts: MaskCounts | None, density: float, k: int,
@@ -151,7 +191,7 @@ def _update_row(ctx: _Ctx, spec: LayerSpec, counts: MaskCounts | None, density: 
     writes = (0.0,) * (n_lv - 1) + (u.dram_write_bytes,)
     e_lv = (0.0,) * (n_lv - 1) + (u.energy_pj_dram,)
     return ((spec.name, "mask_update", u.cycles, u.cycles, 0.0, 0.0, 0.0, 0.0, 0.0, v_b + m_b)
-            + reads + writes + (0.0,) + e_lv + (u.energy_pj_topk, u.energy_pj))
+            + reads + writes + (0.0,) + e_lv + (u.energy_pj_topk, 0.0, u.energy_pj, ""))
 
 
 @dataclass
@@ -191,7 +231,8 @@ def simulate_step(specs: Sequence[LayerSpec], masks: Mapping[str, np.ndarray] | 
                   update_step: bool = False, dense_weight_grad: bool = False,
                   activation_masks: Mapping[str, np.ndarray] | None = None, mode: str = "real",
                   densities: Mapping[str, float] | None = None, topk_fraction: float = 0.3,
-                  optimizer_states: int = 1) -> StepResult:
+                  optimizer_states: int = 1, mapping: str = "per-layer", objective: str = "latency",
+                  model: MappedModel | None = None) -> StepResult:
     """Cost of one training step of `specs` at batch `batch` on `hw`.
 
     masks: layer name -> packed mask (a layer absent from masks and densities is dense);
@@ -199,15 +240,20 @@ def simulate_step(specs: Sequence[LayerSpec], masks: Mapping[str, np.ndarray] | 
     k = topk_fraction x nnz weights); dense_weight_grad: dense weight gradient on this step (SNFS);
     activation_masks: layer name -> bool input-activation mask (used by single-PE two-sided skipping);
     mode: "real" (tiles from the masks) or "statistical" (expected cycles for random masks of the
-    same density; densities: layer name -> density for layers without masks).
+    same density; densities: layer name -> density for layers without masks);
+    mapping: "per-layer" (default: one searched mapping per layer and pass from its density),
+    "per-snapshot" (re-searched when the density changes) or "fixed" (the fixed fold model);
+    objective: the mapper's "latency" | "energy" | "edp"; model: a `MappedModel` kept across calls
+    so that mappings and evaluations are reused (a layer whose density did not change reuses its
+    evaluation; only the lockstep imbalance of its mask is recounted).
     """
-    ctx = _Ctx.make(hw, batch, mode)
+    ctx = _Ctx.make(hw, batch, mode, mapping, objective, model)
     rows = []
     for s, packed, dens in _layer_inputs(specs, masks, mode, densities):
         counts = mask_counts(s, packed, hw) if packed is not None else None
         act = None if activation_masks is None else activation_masks.get(s.name)
         for gm in lower_layer(s, batch, dense_weight_grad=dense_weight_grad or update_step):
-            rows.append(_pass_row(ctx, s, gm, counts, dens if dens is not None else 0.0, act))
+            rows.append(_row(ctx, s, gm, counts, dens if dens is not None else 0.0, act))
         if update_step:
             nnz = counts.nnz if counts is not None else dens * s.n_params
             rows.append(_update_row(ctx, s, counts, dens or 0.0, int(round(topk_fraction * nnz)),
@@ -280,7 +326,8 @@ def simulate_run(specs: Sequence[LayerSpec], batch: int, total_steps: int, updat
                  mask_snapshots: Iterable, hw, *, dense_weight_grad_every_step: bool = False,
                  topk_fraction_per_update: np.ndarray | None = None, grown_per_update: np.ndarray | None = None,
                  optimizer_states: int = 1, mode: str = "real",
-                 densities: Mapping[str, float] | None = None) -> RunResult:
+                 densities: Mapping[str, float] | None = None, mapping: str = "per-layer",
+                 objective: str = "latency", model: MappedModel | None = None) -> RunResult:
     """Simulate a whole training run from its mask snapshots.
 
     update_steps[0] = 0 stands for the initial masks (mask_snapshots[0], in force from step 0); for i >= 1
@@ -291,11 +338,12 @@ def simulate_run(specs: Sequence[LayerSpec], batch: int, total_steps: int, updat
     lists of packed masks in spec order. Weights grown/dropped per layer at update i: grown_per_update
     [i-1, layer] (e.g. a trace's `grown`), else topk_fraction_per_update[i-1] x nnz, else the number of
     weights snapshot i activates that snapshot i-1 did not. Per-layer results are reused while a
-    layer's mask does not change.
+    layer's mask does not change. mapping / objective / model: as in `simulate_step` (per-layer: the
+    mapping is searched from the first snapshot's density and every snapshot is evaluated under it).
     """
     n_snap = len(mask_snapshots) if hasattr(mask_snapshots, "__len__") else None
     u = _check_schedule(total_steps, update_steps, n_snap)
-    ctx = _Ctx.make(hw, batch, mode)
+    ctx = _Ctx.make(hw, batch, mode, mapping, objective, model)
     ends = np.append(u[1:], total_steps)
     fracs = None if topk_fraction_per_update is None else np.asarray(topk_fraction_per_update, dtype=float)
     if fracs is not None and fracs.size != u.size - 1:
@@ -321,7 +369,7 @@ def simulate_run(specs: Sequence[LayerSpec], batch: int, total_steps: int, updat
                 dens = densities[s.name]
             if s.name not in dense_dw:
                 gms = lower_layer(s, batch, dense_weight_grad=True)
-                dense_dw[s.name] = _pass_row(ctx, s, gms[2], None, 1.0, None)
+                dense_dw[s.name] = _row(ctx, s, gms[2], None, 1.0, None)
             if i > 0:  # the update step that produced this snapshot, run with the previous masks
                 old_c = prev_counts[s.name]
                 if grown is not None:
@@ -343,7 +391,7 @@ def simulate_run(specs: Sequence[LayerSpec], batch: int, total_steps: int, updat
             else:
                 counts = mask_counts(s, packed, hw) if packed is not None else None
                 gms = lower_layer(s, batch, dense_weight_grad=False)
-                rows = [_pass_row(ctx, s, gm, counts, dens, None) for gm in gms]
+                rows = [_row(ctx, s, gm, counts, dens, None) for gm in gms]
             prev_rows[s.name], prev_mask[s.name], prev_counts[s.name] = rows, packed, counts
             normal = rows if not dense_weight_grad_every_step else rows[:2] + [dense_dw[s.name]]
             for r in normal:
@@ -354,12 +402,13 @@ def simulate_run(specs: Sequence[LayerSpec], batch: int, total_steps: int, updat
     return RunResult(pd.DataFrame(out, columns=cols), hw.pe_array.clock_hz, int(total_steps), int(u.size - 1))
 
 
-def compare_modes(specs: Sequence[LayerSpec], masks: Mapping[str, np.ndarray], hw, batch: int) -> pd.DataFrame:
+def compare_modes(specs: Sequence[LayerSpec], masks: Mapping[str, np.ndarray], hw, batch: int, *,
+                  mapping: str = "per-layer", objective: str = "latency") -> pd.DataFrame:
     """Real-mask cycles next to the statistical expectation for random masks of the same densities,
     per layer and pass: columns layer, pass, density, cycles_real, cycles_statistical, ratio
     (real / statistical; > 1 when the real masks are less balanced than random ones)."""
-    real = simulate_step(specs, masks, hw, batch, mode="real").table
-    stat = simulate_step(specs, masks, hw, batch, mode="statistical").table
+    real = simulate_step(specs, masks, hw, batch, mode="real", mapping=mapping, objective=objective).table
+    stat = simulate_step(specs, masks, hw, batch, mode="statistical", mapping=mapping, objective=objective).table
     dens = {s.name: (mask_counts(s, masks[s.name]).density if s.name in masks else 1.0) for s in specs}
     out = pd.DataFrame({"layer": real["layer"], "pass": real["pass"],
                         "density": real["layer"].map(dens),

@@ -22,6 +22,7 @@ import numpy as np
 
 from rigl_hw.atomic import atomic_path
 from rigl_hw.trace import Trace, read_trace
+from simulator.mapped import MappedModel
 from simulator.engine import RunResult, StepResult, compare_modes, simulate_run, simulate_step
 from simulator.hardware import HardwareSpec, load_hardware
 
@@ -41,6 +42,9 @@ class TraceSimulation:
     final_masks: list | None = None     # packed masks of the last snapshot (mode "real"), spec order
     dense: RunResult | None = None      # the dense baseline on the same hardware (baseline="dense")
     label: str | None = None            # how the user named the hardware (preset or path)
+    mapping: str = "per-layer"          # engine mapping mode (per-layer | per-snapshot | fixed)
+    objective: str = "latency"          # the mapper's objective (unused by mapping "fixed")
+    searches: int = 0                   # mapper searches run (cache misses)
 
     @property
     def masks_label(self) -> str:
@@ -64,6 +68,9 @@ class TraceSimulation:
             "steps": self.trace.total_steps,
             "mask_updates": self.trace.n_updates,
             "masks": self.masks_label,
+            "mapping": self.mapping,
+            "objective": self.objective if self.mapping != "fixed" else None,
+            "mapper_searches": self.searches,
             "totals": {"cycles": self.run.cycles, "time_s": self.run.time_s, "energy_j": self.run.energy_j},
             "per_step": {"normal": self.run.per_step("normal"), "update": self.run.per_step("update")},
             "stall_share": stall_share(self.run.table),
@@ -95,10 +102,13 @@ def stall_share(table) -> float:
     return _share(float((table["cycles"] * w).sum()), float((table["compute_cycles"] * w).sum()))
 
 
-def dense_baseline_run(trace: Trace, hw: HardwareSpec) -> RunResult:
+def dense_baseline_run(trace: Trace, hw: HardwareSpec, *, mapping: str = "per-layer", objective: str = "latency",
+                       model: MappedModel | None = None) -> RunResult:
     """The trace's run done densely on `hw`: every layer without a mask (density 1), the same batch and
-    number of steps, no mask-update steps (`simulate_run` with one empty snapshot)."""
-    return simulate_run(trace.specs, trace.batch_size, trace.total_steps, np.array([0]), [{}], hw)
+    number of steps, no mask-update steps (`simulate_run` with one empty snapshot), priced with the same
+    mapping mode and objective as the run it is compared with."""
+    return simulate_run(trace.specs, trace.batch_size, trace.total_steps, np.array([0]), [{}], hw,
+                        mapping=mapping, objective=objective, model=model)
 
 
 class PrefetchError(RuntimeError):
@@ -220,18 +230,24 @@ def run_fanned(items: Iterator[T], workers: Sequence[Any], depth: int = 2) -> li
 
 
 def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec,
-                   mode: str = "real", progress: bool = False, baseline: str | None = None) -> TraceSimulation:
+                   mode: str = "real", progress: bool = False, baseline: str | None = None,
+                   mapping: str = "per-layer", objective: str = "latency") -> TraceSimulation:
     """Simulate every interval of the trace with its masks (mode "real") or with random masks of the
     same densities in expectation (mode "statistical"), plus every mask-update step. progress: a tqdm
-    bar over the mask snapshots on stderr. baseline "dense": also run `dense_baseline_run`."""
-    return compare_hardware(trace_dir, [hardware], mode=mode, baseline=baseline, progress=progress)[0]
+    bar over the mask snapshots on stderr. baseline "dense": also run `dense_baseline_run`.
+    mapping / objective: as in `engine.simulate_run`."""
+    return compare_hardware(trace_dir, [hardware], mode=mode, baseline=baseline, progress=progress,
+                            mapping=mapping, objective=objective)[0]
 
 
 def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.PathLike | HardwareSpec],
-                     mode: str = "real", baseline: str | None = "dense", progress: bool = False) -> list[TraceSimulation]:
+                     mode: str = "real", baseline: str | None = "dense", progress: bool = False,
+                     mapping: str = "per-layer", objective: str = "latency") -> list[TraceSimulation]:
     """The trace simulated on each spec (`simulate_trace` for each, with baseline "dense" by default).
     All specs are loaded first, so a bad one fails before any work; with several specs the trace's mask
-    snapshots are replayed once and fed to one simulation thread per spec (`run_fanned`)."""
+    snapshots are replayed once and fed to one simulation thread per spec (`run_fanned`). Each spec
+    has its own MappedModel (one mapping search per layer and pass, reused by every snapshot, by the
+    first-step table and by the dense baseline's density-1 layers)."""
     if mode not in SIM_MODES:
         raise ValueError(f"--mode must be one of {SIM_MODES}, got {mode!r}")
     if baseline not in BASELINES:
@@ -251,11 +267,14 @@ def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.P
         nnz = trace.initial_nonzeros()
         densities = {s.name: float(z) / s.n_params for s, z in zip(specs, nnz)}
 
+    models = {id(hw): None if mapping == "fixed" else MappedModel(hw, trace.batch_size, mapping, objective, mode)
+              for hw in hws}
+
     def run_on(hw: HardwareSpec):
         def run(snaps) -> RunResult:
             return simulate_run(specs, trace.batch_size, trace.total_steps, trace.update_steps, snaps, hw,
                                 dense_weight_grad_every_step=dense_dw, grown_per_update=trace.grown, mode=mode,
-                                densities=densities)
+                                densities=densities, mapping=mapping, objective=objective, model=models[id(hw)])
         return run
 
     if mode == "real":
@@ -281,15 +300,19 @@ def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.P
         runs = [run_on(hw)([{} for _ in range(trace.n_updates + 1)]) for hw in hws]
     sims = []
     for h, hw, run in zip(hardware, hws, runs):
+        model = models[id(hw)]
         step = simulate_step(specs, init_masks if mode == "real" else None, hw, trace.batch_size,
-                             dense_weight_grad=dense_dw, mode=mode, densities=densities)
-        dense = dense_baseline_run(trace, hw) if baseline == "dense" else None
+                             dense_weight_grad=dense_dw, mode=mode, densities=densities, mapping=mapping,
+                             objective=objective, model=model)
+        dense = (dense_baseline_run(trace, hw, mapping=mapping, objective=objective, model=model)
+                 if baseline == "dense" else None)
         label = None if isinstance(h, HardwareSpec) else str(h)
-        sims.append(TraceSimulation(trace, hw, mode, run, step, last[0] if mode == "real" else None, dense, label))
+        sims.append(TraceSimulation(trace, hw, mode, run, step, last[0] if mode == "real" else None, dense, label,
+                                    mapping, objective, model.searches if model is not None else 0))
     return sims
 
 
-TRACE_KEYS = ("trace", "model", "method", "batch", "steps", "mask_updates", "masks")
+TRACE_KEYS = ("trace", "model", "method", "batch", "steps", "mask_updates", "masks", "mapping", "objective")
 
 
 def comparison_summary(sims: Sequence[TraceSimulation]) -> dict[str, Any]:
@@ -320,20 +343,22 @@ def comparison_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def compare_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec) -> dict[str, Any]:
+def compare_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec,
+                  mapping: str = "per-layer", objective: str = "latency") -> dict[str, Any]:
     """The trace simulated with its masks and statistically (random masks of the same densities):
     whole-run totals of both, their ratios (real / statistical), and `layers`, the per-layer, per-pass
     cycles of one normal step with the final masks in both modes (`engine.compare_modes`)."""
     hw = hardware if isinstance(hardware, HardwareSpec) else load_hardware(hardware)
-    real = simulate_trace(trace_dir, hw, mode="real")
-    stat = simulate_trace(trace_dir, hw, mode="statistical")
+    real = simulate_trace(trace_dir, hw, mode="real", mapping=mapping, objective=objective)
+    stat = simulate_trace(trace_dir, hw, mode="statistical", mapping=mapping, objective=objective)
     trace = real.trace
     layers = compare_modes(trace.specs, {s.name: p for s, p in zip(trace.specs, real.final_masks)}, hw,
-                           trace.batch_size)
+                           trace.batch_size, mapping=mapping, objective=objective)
     tot = {m: {"cycles": r.run.cycles, "time_s": r.run.time_s, "energy_j": r.run.energy_j}
            for m, r in (("real", real), ("statistical", stat))}
     return {"hardware": hw.name, "trace": str(trace.path), "model": trace.meta.get("model"),
-            "method": trace.method, "masks": real.masks_label, "steps": trace.total_steps,
+            "method": trace.method, "masks": real.masks_label, "mapping": mapping,
+            "objective": objective if mapping != "fixed" else None, "steps": trace.total_steps,
             "mask_updates": trace.n_updates, "totals": tot,
             "ratio": {k: tot["real"][k] / tot["statistical"][k] if tot["statistical"][k] else float("nan")
                       for k in tot["real"]},

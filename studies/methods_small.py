@@ -217,7 +217,7 @@ def run(out_dir: str | Path, quick: bool = False, preset: str | None = None) -> 
     `preset`, default BALANCE_PRESET), the plot and report.md; return out_dir."""
     import pandas as pd
 
-    from studies.common import check_presets, write_csv, write_text
+    from studies.common import check_presets, sensitivity_section, write_csv, write_text
 
     preset = preset or BALANCE_PRESET
     check_presets([preset])     # a bad hardware fails before any training
@@ -233,5 +233,7 @@ def run(out_dir: str | Path, quick: bool = False, preset: str | None = None) -> 
     write_csv(mask_balance(out, df, preset), out / "balance.csv")
     bal = pd.read_csv(out / "balance.csv")
     _plot(summary, df, out / "methods_small.png")
-    write_text(out / "report.md", _report(summary, df, quick) + "\n".join(_balance_report(bal)) + "\n")
+    sens = sensitivity_section("mlp", preset, 64, 0.9)
+    write_text(out / "report.md", _report(summary, df, quick) + "\n".join(_balance_report(bal)) + "\n\n"
+               + "\n".join(sens) + "\n")
     return out

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 from rigl_hw.atomic import atomic_write_text
 
-CACHE_SALT = "rigl-hw-sweep-v2"
+CACHE_SALT = "rigl-hw-sweep-v2-mapped"   # v2: the engine prices rows with searched mappings
 MAX_WORKERS = 256
 _SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
 _ROOT = Path(__file__).resolve().parent.parent

@@ -256,7 +256,8 @@ def _plots(out: Path, cfg: Config, D) -> list[tuple[str, str]]:
 def _write(out: Path, cfg: Config, rows: list[dict], log: StudyLog) -> None:
     import pandas as pd
 
-    from studies.common import fmt_energy, fmt_time, md_table, run_footer, write_csv, write_text
+    from studies.common import (STEP_BATCH, fmt_energy, fmt_time, md_table, run_footer, sensitivity_section, write_csv,
+                                write_text)
 
     D = _table(cfg, rows)
     write_csv(D, out / "costs.csv")
@@ -348,5 +349,7 @@ def _write(out: Path, cfg: Config, rows: list[dict], log: StudyLog) -> None:
           "pruning averaged over its schedule), normalised to the dense 1× run.",
           "- eyeriss-v2-pe is given no activation masks here, so it skips zero weights only; nm-2of4-tc runs "
           "unstructured masks dense (by design).", ""]
+    sens_hw = next((p for p in cfg.presets if p.startswith("skip")), cfg.presets[0])
+    L += sensitivity_section(cfg.model, sens_hw, 8 if log.quick else STEP_BATCH, max(cfg.sparsities))
     L.append(run_footer(log))
     write_text(out / "report.md", "\n".join(L))

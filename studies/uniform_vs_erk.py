@@ -260,7 +260,8 @@ def _findings(cfg: Config, T: dict[str, Any], skips: dict[str, bool]) -> list[st
 
 
 def _write(out: Path, cfg: Config, flops_rows: list[dict], sim_rows: list[dict], log: StudyLog) -> None:
-    from studies.common import fmt_energy, fmt_time, hardware, md_table, run_footer, write_csv, write_text
+    from studies.common import (fmt_energy, fmt_time, hardware, md_table, run_footer, sensitivity_section, write_csv,
+                                write_text)
 
     T = _tables(cfg, flops_rows, sim_rows)
     for name in ("flops", "layer_sparsity", "sim", "layers", "erk_vs_uniform", "resolution_shares", "why", "big_sparse"):
@@ -335,5 +336,7 @@ def _write(out: Path, cfg: Config, flops_rows: list[dict], sim_rows: list[dict],
           f"{cfg.run['alpha']}) at batch {cfg.run['batch']:,}; equal to `simulator.engine.simulate_run` on a "
           "synthetic trace whose masks keep their positions (tested).",
           f"- Masks: random, exactly the allocation's nonzeros per layer, seed {SEED}.", ""]
+    sens_hw = next((p for p in cfg.presets if p.startswith("skip")), cfg.presets[0])
+    L += sensitivity_section(cfg.models[0], sens_hw, cfg.step_batch, cfg.headline[-1])
     L.append(run_footer(log))
     write_text(out / "report.md", "\n".join(L))

@@ -185,7 +185,7 @@ def _plots(out: Path, cfg: Config, D) -> list[tuple[str, str]]:
 
 
 def _write(out: Path, cfg: Config, rows: list[dict], log: StudyLog) -> None:
-    from studies.common import md_table, run_footer, write_csv, write_text
+    from studies.common import STEP_BATCH, md_table, run_footer, sensitivity_section, write_csv, write_text
 
     D = _table(cfg, rows)
     write_csv(D, out / "intervals.csv")
@@ -258,5 +258,7 @@ def _write(out: Path, cfg: Config, rows: list[dict], log: StudyLog) -> None:
           "chunked top-k of |gradient| (k = floor(f(t)·nnz), f cosine from α), bottom-k of |θ|, re-encode of the "
           "stored weights, optimizer-state zeroing (simulator.update).",
           "- Buffer = the preset's top-k `chunk_elements` replaced by the value in the grid (dataclasses.replace).", ""]
+    sens_hw = next((p for p in cfg.presets if p.startswith("skip")), cfg.presets[0])
+    L += sensitivity_section(cfg.model, sens_hw, 8 if log.quick else STEP_BATCH, 0.9)
     L.append(run_footer(log))
     write_text(out / "report.md", "\n".join(L))

@@ -90,7 +90,7 @@ def test_energy_is_sum_of_counts_times_table_on_a_hand_case(tmp_path):
     hw = load_hardware(str(p))
     spec = linear("fc", 4, 2)
     mask = np.array([[1, 0, 1, 0], [0, 0, 0, 1]], dtype=bool)  # 3 of 8 weights
-    row = simulate_step([spec], {"fc": pack(mask)}, hw, batch=1).table.iloc[0]
+    row = simulate_step([spec], {"fc": pack(mask)}, hw, batch=1, mapping="fixed").table.iloc[0]
     assert row["pass"] == "forward"
     # MACs: 1 x 2 x 4 = 8 dense, 3 effectual (active), 5 gated; fp32 MAC 4.6 pJ, gated 3.2 %
     assert (row["dense_macs"], row["macs"], row["gated_macs"]) == (8, 3, 5)
@@ -117,7 +117,7 @@ def test_roofline_binds_when_bandwidth_is_low(tmp_path):
                               "read_bw_bytes_per_cycle = 1\nwrite_bw_bytes_per_cycle = 1\nenergy_pj_per_bit"))
     hw = load_hardware(str(p))
     spec = linear("fc", 4, 2)
-    row = simulate_step([spec], {"fc": pack(np.ones((2, 4), bool))}, hw, batch=1).table.iloc[0]
+    row = simulate_step([spec], {"fc": pack(np.ones((2, 4), bool))}, hw, batch=1, mapping="fixed").table.iloc[0]
     assert row["compute_cycles"] == 9
     assert row["cycles"] == pytest.approx(48 - 1)  # 48 B of DRAM reads at 1 B/cycle, minus SCALE-Sim's -1
 
@@ -127,6 +127,6 @@ def test_dram_refetch_when_operands_do_not_fit():
     big = linear("big", 4096, 4096, positions=64)
     small = linear("small", 64, 64, positions=4)
     for spec, batch, refetch in ((small, 1, False), (big, 8, True)):
-        row = simulate_step([spec], None, hw, batch).table.iloc[0]
+        row = simulate_step([spec], None, hw, batch, mapping="fixed").table.iloc[0]
         once = (batch * spec.in_channels * spec.in_positions + spec.n_params) * hw.value_bytes
         assert (row["dram_read_bytes"] > once) == refetch

@@ -63,7 +63,7 @@ def test_ideal_run_matches_rigl_flop_accounting(case, tmp_path):
     assert list(upd) == [D * j for j in range(1, n + 1)]
     snaps = [{s.name: _pack(_circulant(s.out_channels, s.fan_in, *pattern[s.name], shift=i)) for s in specs}
              for i in range(n + 1)]
-    run = simulate_run(specs, batch, total, upd, snaps, hw)
+    run = simulate_run(specs, batch, total, upd, snaps, hw, mapping="fixed")
     t = run.table
     assert (t["cycles"] == t["compute_cycles"]).all()  # no memory roofline on the ideal hardware
     # the FLOP formula has no mask-selection term: drop the top-k/re-encode rows of the update steps
@@ -78,7 +78,7 @@ def test_ideal_run_matches_rigl_flop_accounting(case, tmp_path):
     f_d = float((inference_flops(specs) - zero).sum()) / 2
     assert f_d == sum(s.dense_macs for s in specs) and f_s < f_d
 
-    dense_step = simulate_step(specs, None, hw, batch).cycles
+    dense_step = simulate_step(specs, None, hw, batch, mapping="fixed").cycles
     assert dense_step == 3 * batch * f_d / (R * C)  # the array does B x 3 f_D MACs at R C per cycle
 
     step_cyc = t.groupby(["snapshot", "step_kind"])["cycles"].sum()

@@ -21,7 +21,7 @@ def trace_dir(tmp_path_factory):
 
 def test_simulate_json_and_csv(trace_dir, tmp_path, capsys):
     csv_path = tmp_path / "run.csv"
-    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--out", str(csv_path)]) == 0
+    assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--out", str(csv_path)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"hardware", "trace", "steps", "mask_updates", "masks", "totals", "per_step", "layers"} <= set(out)
     assert out["masks"] == "synthetic" and out["steps"] == 60 and out["mask_updates"] == 4
@@ -31,7 +31,7 @@ def test_simulate_json_and_csv(trace_dir, tmp_path, capsys):
     # `layers` is a normal step with the initial masks: equal to a direct engine call
     tr = read_trace(trace_dir)
     masks = {s.name: p for s, p in zip(tr.specs, tr.packed_masks_at(0))}
-    step = simulate_step(tr.specs, masks, load_hardware("skip-bitmask-32x32"), tr.batch_size)
+    step = simulate_step(tr.specs, masks, load_hardware("skip-bitmask-32x32"), tr.batch_size, mapping="fixed")
     assert sum(r["cycles"] for r in out["layers"]) == pytest.approx(step.cycles)
     assert sum(r["energy_j"] for r in out["layers"]) == pytest.approx(step.energy_j)
     # the run total is the CSV's steps-weighted sum, and covers every step of the run
@@ -43,9 +43,9 @@ def test_simulate_json_and_csv(trace_dir, tmp_path, capsys):
 
 
 def test_statistical_mode_close_to_real_on_random_masks(trace_dir, capsys):
-    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json"]) == 0
+    assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json"]) == 0
     real = json.loads(capsys.readouterr().out)
-    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--mode", "statistical"]) == 0
+    assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--mode", "statistical"]) == 0
     stat = json.loads(capsys.readouterr().out)
     assert stat["masks"] == "statistical"
     assert stat["totals"]["cycles"] == pytest.approx(real["totals"]["cycles"], rel=0.25)
@@ -54,10 +54,10 @@ def test_statistical_mode_close_to_real_on_random_masks(trace_dir, capsys):
 def test_compare_mode_reports_both_runs_and_final_mask_layers(trace_dir, tmp_path, capsys):
     runs = {}
     for mode in ("real", "statistical"):
-        assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--mode", mode]) == 0
+        assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--mode", mode]) == 0
         runs[mode] = json.loads(capsys.readouterr().out)["totals"]
     csv_path = tmp_path / "cmp.csv"
-    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--mode", "compare",
+    assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json", "--mode", "compare",
                  "--out", str(csv_path)]) == 0
     cmp = json.loads(capsys.readouterr().out)
     assert cmp["totals"] == runs
@@ -67,18 +67,18 @@ def test_compare_mode_reports_both_runs_and_final_mask_layers(trace_dir, tmp_pat
     last = int(tr.update_steps[-1]) + 1
     masks = {s.name: pack_mask(tr.mask_at(s.name, last)) for s in tr.specs}
     hw = load_hardware("skip-bitmask-32x32")
-    real = simulate_step(tr.specs, masks, hw, tr.batch_size, mode="real").table
-    stat = simulate_step(tr.specs, masks, hw, tr.batch_size, mode="statistical").table
+    real = simulate_step(tr.specs, masks, hw, tr.batch_size, mode="real", mapping="fixed").table
+    stat = simulate_step(tr.specs, masks, hw, tr.batch_size, mode="statistical", mapping="fixed").table
     rows = pd.read_csv(csv_path)
     assert list(rows["cycles_real"]) == pytest.approx(list(real["cycles"]))
     assert list(rows["cycles_statistical"]) == pytest.approx(list(stat["cycles"]))
     assert [r["ratio"] for r in cmp["layers"]] == pytest.approx(list(real["cycles"] / stat["cycles"]))
-    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--mode", "compare"]) == 0
+    assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--mode", "compare"]) == 0
     assert "real / statistical" in capsys.readouterr().out
 
 
 def test_dense_hardware_ignores_sparsity(trace_dir, capsys):
-    assert main(["simulate", str(trace_dir), "--hardware", "dense-32x32", "--json"]) == 0
+    assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", "dense-32x32", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     fw = [r for r in out["layers"] if r["pass"] == "forward"]
     assert all(r["macs"] >= r["effectual_macs"] for r in fw)
@@ -87,11 +87,11 @@ def test_dense_hardware_ignores_sparsity(trace_dir, capsys):
 def test_bad_inputs(trace_dir, tmp_path, capsys):
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("name = 'x'\n[pe_array\nrows = 2\n")
-    assert main(["simulate", str(trace_dir), "--hardware", str(bad_toml)]) == 2
+    assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", str(bad_toml)]) == 2
     assert "malformed TOML" in capsys.readouterr().err
-    assert main(["simulate", str(trace_dir), "--hardware", "no-such-preset"]) == 2
+    assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", "no-such-preset"]) == 2
     assert "no such preset" in capsys.readouterr().err
-    assert main(["simulate", str(tmp_path / "missing"), "--hardware", "dense-32x32"]) == 2
+    assert main(["simulate", "--mapping", "fixed", str(tmp_path / "missing"), "--hardware", "dense-32x32"]) == 2
     assert "does not exist" in capsys.readouterr().err
     # a trace whose layer shapes do not match its masks
     import shutil
@@ -100,14 +100,14 @@ def test_bad_inputs(trace_dir, tmp_path, capsys):
     doc = json.loads((broken / "trace.json").read_text())
     doc["layers"][0]["weight_shape"][0] += 3
     (broken / "trace.json").write_text(json.dumps(doc))
-    assert main(["simulate", str(broken), "--hardware", "dense-32x32"]) == 2
+    assert main(["simulate", "--mapping", "fixed", str(broken), "--hardware", "dense-32x32"]) == 2
     assert "do not match" in capsys.readouterr().err
     doc["format_version"] = 7
     (broken / "trace.json").write_text(json.dumps(doc))
-    assert main(["simulate", str(broken), "--hardware", "dense-32x32"]) == 2
+    assert main(["simulate", "--mapping", "fixed", str(broken), "--hardware", "dense-32x32"]) == 2
     assert "unsupported trace format version 7" in capsys.readouterr().err
     # unwritable --out: error, and no partial CSV
-    assert main(["simulate", str(trace_dir), "--hardware", "dense-32x32", "--out", str(tmp_path / "nodir" / "x.csv")]) == 2
+    assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", "dense-32x32", "--out", str(tmp_path / "nodir" / "x.csv")]) == 2
     assert not (tmp_path / "nodir").exists()
 
 
@@ -147,7 +147,7 @@ def test_plot_data_adds_up_and_png_is_written(trace_dir, tmp_path, capsys):
     from simulator.run_plot import run_plot_data
 
     png, csv_path = tmp_path / "run.png", tmp_path / "run.csv"
-    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json",
+    assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--json",
                  "--out", str(csv_path), "--plot", str(png)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
@@ -161,6 +161,6 @@ def test_plot_data_adds_up_and_png_is_written(trace_dir, tmp_path, capsys):
     assert sum(d["energy"].values()) == pytest.approx(d["total_energy_pj"])
     assert d["total_energy_pj"] * 1e-12 == pytest.approx(out["totals"]["energy_j"])
     assert d["per_layer"].to_numpy().sum() == pytest.approx(sum(r["cycles"] for r in out["layers"]))
-    assert main(["simulate", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--plot",
+    assert main(["simulate", "--mapping", "fixed", str(trace_dir), "--hardware", "skip-bitmask-32x32", "--plot",
                  str(tmp_path / "no" / "x.png")]) == 2
     assert "--plot" in capsys.readouterr().err and not (tmp_path / "no").exists()

@@ -66,6 +66,8 @@ def check_report(study_dir: Path):
     pngs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
     assert pngs and all((study_dir / p).stat().st_size > 5000 for p in pngs)
     assert "QUICK MODE" in text
+    assert "## Sensitivity to the mapping" in text and "objective **latency**" in text
+    assert re.search(r"\| ERK time / dense \| \d+\.\d{3} \| \d+\.\d{3} \|", text)
 
 
 def rerun_computes_nothing(module, study_dir: Path):
@@ -179,3 +181,19 @@ def test_bad_input(tmp_path):
         uniform_vs_erk.run(tmp_path / "a", quick=True, presets=("no-such-preset",), progress=False)
     with pytest.raises(SweepError, match="cannot reach Dask scheduler"):
         update_interval.run(tmp_path / "b", quick=True, scheduler="tcp://127.0.0.1:9", progress=False)
+
+
+def test_sensitivity_ratios_are_the_engine_ratios():
+    from studies.common import headline_ratios
+
+    hw = load_hardware("skip-bitmask-32x32")
+    for mapping in ("fixed", "per-layer"):
+        got = headline_ratios(MODEL, hw.name, 8, 0.9, mapping=mapping)
+        steps = {}
+        for dist in ("erk", "uniform"):
+            specs, _, masks = masks_of(MODEL, dist, 0.9)
+            steps[dist] = simulate_step(specs, masks, hw, 8, mapping=mapping)
+        dense = simulate_step(model_specs(MODEL), None, hw, 8, mapping=mapping)
+        assert got["ERK time / dense"] == pytest.approx(steps["erk"].time_s / dense.time_s, rel=1e-12)
+        assert got["ERK / Uniform energy"] == pytest.approx(steps["erk"].energy_j / steps["uniform"].energy_j,
+                                                            rel=1e-12)
