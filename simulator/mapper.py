@@ -344,7 +344,13 @@ def map_layer(problem: Problem, hw, objective: str = "latency", *, densities: di
     cyc_frac = _sparse(problem, hw, densities)[1]
     for pes, sp in spatials:
         if best is not None and objective == "latency" and not exhaustive:
-            if macs / pes * cyc_frac >= best[1].cycles:   # compute lower bound cannot beat the best
+            # the compute lower bound of this unrolling (as access.evaluate computes compute cycles)
+            lb = macs / pes * cyc_frac
+            if hw.pe_array.fill_drain and pes > 1:
+                sx = math.prod(b for (i, ax), a in sp.items() if ax == "X" for _, b in a)
+                sy = math.prod(b for (i, ax), a in sp.items() if ax == "Y" for _, b in a)
+                lb += (sx + sy - 2) * problem.repeats
+            if lb >= best[1].cycles:   # cannot beat the best mapping found so far
                 continue
         found = _search_temporal(space, sp, objective, exhaustive, beam, tile_k)
         evaluated += found[1]

@@ -90,3 +90,15 @@ def test_no_legal_mapping_from_constraints(tmp_path, capsys):
     f.write_text(spec)
     assert main(["map", "--hardware", str(f), "--layer", ALEX]) == 2
     assert "leave no legal" in capsys.readouterr().err
+
+
+def test_model_with_distribution_maps_every_layer(capsys):
+    assert main(["map", "--hardware", "skip-bitmask-32x32", "--model", "mlp", "--distribution", "erk",
+                 "--sparsity", "0.9", "--batch", "8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    from rigl_hw.zoo import model_specs
+
+    specs = model_specs("mlp")
+    assert [r["name"] for r in out["layers"]] == [s.name for s in specs]
+    assert all(r["effectual_macs"] < r["macs"] for r in out["layers"])
+    assert out["totals"]["cycles"] == pytest.approx(sum(r["cycles"] for r in out["layers"]))
