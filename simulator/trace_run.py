@@ -246,8 +246,8 @@ def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.P
     """The trace simulated on each spec (`simulate_trace` for each, with baseline "dense" by default).
     All specs are loaded first, so a bad one fails before any work; with several specs the trace's mask
     snapshots are replayed once and fed to one simulation thread per spec (`run_fanned`). Each spec
-    has its own MappedModel (one mapping search per layer and pass, reused by every snapshot, by the
-    first-step table and by the dense baseline's density-1 layers)."""
+    has its own MappedModel (one mapping search per layer and pass, reused by every snapshot and by the
+    first-step table); the dense baseline searches its own mappings at density 1."""
     if mode not in SIM_MODES:
         raise ValueError(f"--mode must be one of {SIM_MODES}, got {mode!r}")
     if baseline not in BASELINES:
@@ -304,8 +304,8 @@ def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.P
         step = simulate_step(specs, init_masks if mode == "real" else None, hw, trace.batch_size,
                              dense_weight_grad=dense_dw, mode=mode, densities=densities, mapping=mapping,
                              objective=objective, model=model)
-        dense = (dense_baseline_run(trace, hw, mapping=mapping, objective=objective, model=model)
-                 if baseline == "dense" else None)
+        # the dense run picks its own mappings (density 1): a per-layer model keeps the sparse run's
+        dense = dense_baseline_run(trace, hw, mapping=mapping, objective=objective) if baseline == "dense" else None
         label = None if isinstance(h, HardwareSpec) else str(h)
         sims.append(TraceSimulation(trace, hw, mode, run, step, last[0] if mode == "real" else None, dense, label,
                                     mapping, objective, model.searches if model is not None else 0))
