@@ -37,7 +37,7 @@ def plot_comparison(summary: dict[str, Any], path: str | os.PathLike) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from rigl_hw.atomic import atomic_path
+    from simulator.run_plot import save_png
 
     d = comparison_plot_data(summary)
     n = len(d["labels"])
@@ -72,10 +72,4 @@ def plot_comparison(summary: dict[str, Any], path: str | os.PathLike) -> Path:
     ax.set(ylabel="memory stalls (% of cycles)", title="Cycles beyond compute / all cycles")
     fig.suptitle(f"{summary['model']} {summary['method']} ({summary['masks']} masks), {summary['steps']} steps at "
                  f"batch {summary['batch']} on {n} hardware specs")
-    out = Path(path)
-    try:
-        with atomic_path(out, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
-    return out
+    return save_png(fig, path)

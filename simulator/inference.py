@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from rigl_hw.layers import LayerSpec
-from simulator.engine import simulate_step
+from simulator.engine import StepResult, simulate_step
 from simulator.hardware import HardwareSpec, load_hardware
 
 
@@ -34,17 +34,10 @@ class InferenceResult:
     params: int
     nonzeros: int
 
-    @property
-    def cycles(self) -> float:
-        return float(self.table["cycles"].sum())
-
-    @property
-    def time_s(self) -> float:
-        return self.cycles / self.clock_hz
-
-    @property
-    def energy_j(self) -> float:
-        return float(self.table["energy_pj"].sum()) * 1e-12
+    # cycles, time_s, energy_j: a StepResult's (the forward rows of one step)
+    cycles = StepResult.cycles
+    time_s = StepResult.time_s
+    energy_j = StepResult.energy_j
 
     def summary(self) -> dict[str, Any]:
         layers = [{"name": r["layer"], "cycles": float(r["cycles"]), "macs": float(r["macs"]),

@@ -133,11 +133,15 @@ def run_figure(table: pd.DataFrame, title: str, *, clock_hz: float):
 
 def plot_run(table: pd.DataFrame, path: str | os.PathLike, title: str, *, clock_hz: float) -> Path:
     """Write the PNG of `run_figure` to `path` (temp file + rename); returns the path."""
+    return save_png(run_figure(table, title, clock_hz=clock_hz), path)
+
+
+def save_png(fig, path: str | os.PathLike) -> Path:
+    """Write a matplotlib Figure as a PNG (temp file + rename), close it, and return the path."""
     import matplotlib.pyplot as plt
 
     from rigl_hw.atomic import atomic_path
 
-    fig = run_figure(table, title, clock_hz=clock_hz)
     out = Path(path)
     try:
         with atomic_path(out, suffix=".png") as tmp:
