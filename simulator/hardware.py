@@ -76,13 +76,19 @@ def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
     return check
 
 
-def _operands(path: str, v: Any) -> tuple[str, ...]:
-    if not isinstance(v, list):
-        raise HardwareSpecError(f"{path}: must be a list of strings, got {v!r}")
-    out = tuple(_choice(SPARSE_OPERANDS)(f"{path}[{i}]", x) for i, x in enumerate(v))
-    if len(set(out)) != len(out):
-        raise HardwareSpecError(f"{path}: duplicate operand in {list(out)}")
-    return out
+def _name_list(options: tuple[str, ...], what: str) -> Callable[[str, Any], tuple[str, ...]]:
+    """Check of a list of distinct names drawn from `options` (e.g. sparse operands, tensors)."""
+    def check(path: str, v: Any) -> tuple[str, ...]:
+        if not isinstance(v, list):
+            raise HardwareSpecError(f"{path}: must be a list of {what} names {list(options)}, got {v!r}")
+        out = tuple(_choice(options)(f"{path}[{i}]", x) for i, x in enumerate(v))
+        if len(set(out)) != len(out):
+            raise HardwareSpecError(f"{path}: duplicate {what} in {list(out)}")
+        return out
+    return check
+
+
+_operands = _name_list(SPARSE_OPERANDS, "operand")
 
 
 def _nm(path: str, v: Any) -> tuple[int, int]:
@@ -94,13 +100,7 @@ def _nm(path: str, v: Any) -> tuple[int, int]:
     return (n, m)
 
 
-def _tensor_list(path: str, v: Any) -> tuple[str, ...]:
-    if not isinstance(v, list):
-        raise HardwareSpecError(f"{path}: must be a list of tensor names {list(TENSORS)}, got {v!r}")
-    out = tuple(_choice(TENSORS)(f"{path}[{i}]", x) for i, x in enumerate(v))
-    if len(set(out)) != len(out):
-        raise HardwareSpecError(f"{path}: duplicate tensor in {list(out)}")
-    return out
+_tensor_list = _name_list(TENSORS, "tensor")
 
 
 def _partition(path: str, v: Any) -> dict[str, int]:
@@ -482,15 +482,21 @@ def load_hardware(name_or_path: str | Path) -> HardwareSpec:
         if text not in list_presets():
             raise HardwareSpecError(f"hardware {text!r}: no such preset (presets: {list_presets()}) or file")
         path = PRESET_DIR / f"{text}.toml"
-    if not path.is_file():
-        raise HardwareSpecError(f"hardware file {str(path)!r}: not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise HardwareSpecError(f"hardware file {str(path)!r}: malformed TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise HardwareSpecError(f"hardware file {str(path)!r}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                                "save it as UTF-8") from None
-    except RecursionError:
-        raise HardwareSpecError(f"hardware file {str(path)!r}: nested too deeply to parse") from None
+    data = read_toml(path, HardwareSpecError, "hardware file")
     return dataclasses.replace(spec_from_dict(data), source_path=str(path))
+
+
+def read_toml(path: Path, error: type[Exception], what: str) -> dict[str, Any]:
+    """Parse a TOML file; a missing, malformed, non-UTF-8 or too deeply nested one raises `error` with
+    one line naming `what` and the file."""
+    if not path.is_file():
+        raise error(f"{what} {str(path)!r}: not found")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{what} {str(path)!r}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {str(path)!r}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                    "save it as UTF-8") from None
+    except RecursionError:
+        raise error(f"{what} {str(path)!r}: nested too deeply to parse") from None

@@ -30,7 +30,6 @@ level and inside it.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -255,14 +254,10 @@ def _loop(path: str, x: Any, n: int) -> tuple:
 
 
 def load_mapping(path: str | Path) -> Mapping:
+    from simulator.hardware import read_toml
+
     p = Path(path)
-    if not p.is_file():
-        raise MappingError(f"mapping file {str(p)!r}: not found")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise MappingError(f"mapping file {str(p)!r}: malformed TOML: {exc}") from None
-    return mapping_from_dict(data, where=f"mapping file {p.name}")
+    return mapping_from_dict(read_toml(p, MappingError, "mapping file"), where=f"mapping file {p.name}")
 
 
 def with_keep(mapping: Mapping, keeps: Iterable[tuple[str, ...]]) -> Mapping:

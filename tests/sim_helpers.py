@@ -169,3 +169,14 @@ chunk_elements = 1000000000
 def ideal_spec_toml(rows: int, cols: int, name: str | None = None) -> str:
     """A skipping os array with no fill/drain and unbounded memory and top-k: cycles are pure compute."""
     return _IDEAL.format(rows=rows, cols=cols, name=name or f"ideal-{rows}x{cols}")
+
+
+def prime_factors(n: int) -> list[int]:
+    """Prime factors of n with multiplicity, ascending (tile-factor enumeration in mapper tests)."""
+    out, p = [], 2
+    while n > 1:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1
+    return out

@@ -15,6 +15,7 @@ from simulator.nest import LevelMapping, Mapping, MappingError, Problem, load_ma
 from simulator.tiles import loop_array, loop_strides, transfer_count, transfer_count_fast
 
 from access_naive import naive_counts
+from sim_helpers import prime_factors
 
 DATA = Path(__file__).parent / "data"
 ALEXNET1 = Problem(C=3, M=96, R=11, S=11, P=55, Q=55, stride=(4, 4), name="conv1")
@@ -85,23 +86,13 @@ SLOTS = [(0, "t"), (1, "t"), (1, "X"), (1, "Y"), (2, "t"), (2, "X"), (2, "Y"), (
 LIMIT = {(1, "X"): 2, (1, "Y"): 2, (2, "X"): 2, (2, "Y"): 2, (3, "X"): 2}
 
 
-def _primes(n):
-    out, p = [], 2
-    while n > 1:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    return out
-
-
 def random_mapping(problem: Problem, rng: random.Random) -> Mapping:
     names = ["dram", "glb", "buf", "reg"]
     temporal = {i: {} for i in range(4)}
     spatial = {i: {} for i in range(4)}
     used = {k: 1 for k in LIMIT}
     for d, size in problem.dims.items():
-        for f in _primes(size):
+        for f in prime_factors(size):
             options = [s for s in SLOTS if s[1] == "t" or used[s] * f <= LIMIT[s]]
             lv, kind = rng.choice(options)
             if kind == "t":
@@ -208,3 +199,15 @@ def test_sparse_counts_scale_with_density_and_floor_at_compulsory(eyeriss):
     assert half.levels[0].counts["inputs"].reads == dense.levels[0].counts["inputs"].reads
     with pytest.raises(MappingError, match="outside"):
         evaluate(p, hw, m, densities={"weights": 1.5})
+
+
+def test_mapping_file_that_is_not_utf8_or_toml_is_one_line(tmp_path):
+    bad = tmp_path / "m.toml"
+    bad.write_bytes(b"[[level]]\nname = \"\xff\"\n")
+    with pytest.raises(MappingError, match=r"^mapping file .*not UTF-8 text .*save it as UTF-8$"):
+        load_mapping(bad)
+    bad.write_text("[[level]\n")
+    with pytest.raises(MappingError, match=r"^mapping file .*malformed TOML"):
+        load_mapping(bad)
+    with pytest.raises(MappingError, match=r"^mapping file .*not found"):
+        load_mapping(tmp_path / "absent.toml")

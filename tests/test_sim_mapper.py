@@ -13,6 +13,8 @@ from simulator.mapper import clear_cache, map_layer, objective_value
 from simulator.nest import LevelMapping, Mapping, MappingError, Problem
 from simulator.tiles import tensor_size
 
+from sim_helpers import prime_factors
+
 SMALL = {
     "name": "small", "number_format": "bf16",
     "pe_array": {"rows": 2, "cols": 2, "clock_hz": 1e9, "fill_drain": False},
@@ -27,19 +29,9 @@ SMALL = {
 SLOTS = [(0, "t"), (1, "t"), (1, "X"), (1, "Y"), (2, "t")]
 
 
-def _prime_factors(n):
-    out, p = [], 2
-    while n > 1:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    return out
-
-
 def all_mappings(problem: Problem, hw):
     """Every mapping of the small hardware: factor placements x loop orders x bypass sets."""
-    factors = [(d, f) for d, size in problem.dims.items() for f in _prime_factors(size)]
+    factors = [(d, f) for d, size in problem.dims.items() for f in prime_factors(size)]
     subsets = [tuple(c) for k in range(4) for c in itertools.combinations(("weights", "inputs", "outputs"), k)]
     reg_subsets = [k for k in subsets if "inputs" not in k]
     seen = set()
