@@ -235,12 +235,18 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    finished = False
     try:
-        return _train(config, resume, stop_at, on_step, dist, rank, world, device_kind)
+        result = _train(config, resume, stop_at, on_step, dist, rank, world, device_kind)
+        finished = True
+        return result
     finally:
         torch.set_num_threads(prev_threads)
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
         if created:
+            if finished:
+                dist.barrier()    # ranks leave together: rank 0's last writes can outlast the others' loops,
+                                  # and a rank tearing gloo down while a peer is still connected can abort
             dist.destroy_process_group()
 
 
