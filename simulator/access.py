@@ -347,7 +347,8 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
             wbytes += (wr_words - final) * c.bits / 8 + final * vbits / 8 \
                 + c.metadata_fills * (hw.memory[h].metadata_word_bits or le.word_bits) / 8
             e += scale * ((c.reads - c.readbacks) * le.read_pj + c.readbacks * le.update_pj
-                          + (c.fills + c.updates - c.readbacks) * le.write_pj)
+                          + (c.fills + c.updates - c.readbacks - final) * le.write_pj)
+            e += final * vbits / le.word_bits * le.write_pj   # final writes at the number format's width
             e += c.metadata_reads * le.metadata_read_pj + c.metadata_fills * le.metadata_write_pj
         lv = hw.memory[h]
         used = max(1, inst_used[i])
