@@ -170,6 +170,70 @@ class _Space:
         rec(0, self.p.dims, {})
         return out
 
+    def spatial_top(self, spatial_k: int, per_count: int = 2) -> list[tuple[int, dict]]:
+        """What the default search keeps of `spatial_candidates()` ranked by PEs used (descending,
+        enumeration order within a count): the first `per_count` candidates of each PE count, up to
+        `spatial_k` in all, as (PEs, assignment). The same walk, pruned: once the candidates found
+        fill `spatial_k` with counts >= T, a subtree whose PE bound (the fanouts left) is below T
+        cannot contribute, and candidates are only built for the counts that can."""
+        slots = [(i, ax) for i in range(self.n) for ax in ("X", "Y") if self.fan[i][0 if ax == "X" else 1] > 1]
+        limits = [self.fan[i][0 if ax == "X" else 1] for i, ax in slots]
+        cap = [math.prod(limits[k:]) for k in range(len(slots) + 1)]   # PE bound of the slots left
+        first: dict[int, list[dict]] = {}
+        has_full = any(self.full(i) for i in range(self.n))
+        floor = [0]   # T: counts below it cannot be kept
+
+        def leaf(chosen, pes):
+            if pes < floor[0]:
+                return
+            got = first.get(pes)
+            if got is None:
+                got = first[pes] = []
+            elif len(got) >= per_count:
+                return
+            if has_full and not all(self._full_spatial_ok(i, chosen, None) for i in range(self.n)):
+                return
+            got.append(dict(chosen))
+            if spatial_k > 0:
+                acc = 0
+                for c in sorted(first, reverse=True):
+                    acc += min(per_count, len(first[c]))
+                    if acc >= spatial_k:
+                        floor[0] = c
+                        break
+
+        def rec(k, remaining, chosen, pes):
+            if k == len(slots):
+                leaf(chosen, pes)
+                return
+            i, ax = slots[k]
+            dims = [d for d in self.allowed_spatial(i, ax) if remaining[d] > 1]
+            last = k == len(slots) - 1
+            for assign in self._axis_assignments(dims, remaining, limits[k], self.full(i)):
+                f = 1
+                for _, b in assign:
+                    f *= b
+                if pes * f * cap[k + 1] < floor[0]:
+                    continue
+                chosen[(i, ax)] = assign
+                if last:
+                    leaf(chosen, pes * f)
+                else:
+                    rem = dict(remaining)
+                    for d, b in assign:
+                        rem[d] //= b
+                    rec(k + 1, rem, chosen, pes * f)
+                del chosen[(i, ax)]
+
+        rec(0, self.p.dims, {}, 1)
+        kept = []
+        for pes in sorted(first, reverse=True):
+            for s in first[pes]:
+                kept.append((pes, s))
+                if len(kept) == spatial_k:
+                    return kept
+        return kept
+
     def _full_spatial_ok(self, i, chosen, remaining) -> bool:
         for d in self.full(i):
             if d not in self.allowed_temporal(i) or (self.ms[i] and self.ms[i].temporal == ()):
@@ -320,24 +384,16 @@ def map_layer(problem: Problem, hw, objective: str = "latency", *, densities: di
         return MapResult(r.mapping, r.evaluation, 0, 0.0, True)
     t0 = time.perf_counter()
     space = _Space(problem, hw, densities)
-    spatials = space.spatial_candidates()
+    if exhaustive:
+        cands = space.spatial_candidates()
+        ranked = sorted(((math.prod(b for a in s.values() for _, b in a), i, s) for i, s in enumerate(cands)),
+                        key=lambda x: (-x[0], x[1]))
+        spatials = [(n_pe, s) for n_pe, _, s in ranked]
+    else:   # the first two of each PE count, most PEs first (spatial_top walks what this used to rank)
+        spatials = space.spatial_top(spatial_k)
     if not spatials:
         raise MappingError(f"hardware {hw.name}: its [mapspace] constraints leave no legal spatial unrolling "
                            f"for {problem.name or 'this layer'}")
-    ranked = sorted(((math.prod(b for a in s.values() for _, b in a), i, s) for i, s in enumerate(spatials)),
-                    key=lambda x: (-x[0], x[1]))
-    if not exhaustive:
-        per_count: dict[int, int] = {}
-        kept = []
-        for n_pe, _, s in ranked:
-            if per_count.get(n_pe, 0) < 2:
-                kept.append((n_pe, s))
-                per_count[n_pe] = per_count.get(n_pe, 0) + 1
-                if len(kept) == spatial_k:
-                    break
-        spatials = kept
-    else:
-        spatials = [(n_pe, s) for n_pe, _, s in ranked]
     best: tuple[float, Evaluation] | None = None
     evaluated = 0
     macs = problem.macs
