@@ -153,3 +153,23 @@ def test_spatial_top_equals_ranking_every_candidate(name):
         space = _Space(p, hw, {})
         for k in (1, 4, 7):
             assert space.spatial_top(k) == _ranked_reference(space, k), (name, p, k)
+
+
+def test_map_layers_in_two_workers_equals_serial_searches():
+    from simulator.mapper import clear_cache, map_layer, map_layers
+
+    hw = load_hardware("skip-bitmask-32x32")
+    base = [Problem(N=4, M=64, C=32, P=14, Q=14, R=3, S=3, name="a"), Problem(N=4, M=128, C=64, P=7, Q=7, name="b")]
+    jobs = [(Problem(**{**p.dims, "stride": p.stride}, pass_name=ps, name=p.name + ps), d)
+            for p in base for ps in PASSES for d in (None, {"weights": 0.25})]
+    jobs += jobs[:3]   # repeats: one search each
+    want = [map_layer(p, hw, densities=d, use_cache=False) for p, d in jobs]
+    clear_cache()
+    got = map_layers(jobs, hw, workers=2)
+    assert [r.evaluation for r in got] == [r.evaluation for r in want]
+    assert [r.cached for r in got] == [False] * (len(jobs) - 3) + [True] * 3
+    again = map_layers(jobs, hw, workers=2)     # all from the shape cache now
+    assert all(r.cached for r in again) and [r.mapping for r in again] == [r.mapping for r in want]
+    clear_cache()
+    serial = map_layers(jobs, hw, workers=1, use_cache=False)
+    assert [r.evaluation for r in serial] == [r.evaluation for r in want]
