@@ -173,3 +173,36 @@ def test_map_layers_in_two_workers_equals_serial_searches():
     clear_cache()
     serial = map_layers(jobs, hw, workers=1, use_cache=False)
     assert [r.evaluation for r in serial] == [r.evaluation for r in want]
+
+
+def _lockstep_fraction_numpy(counts, sl) -> float:
+    """The former numpy formulation of mapped.lockstep_fraction (reshape, pad, block maxima)."""
+    tr, tc = sl.tile_rows, sl.tile_cols
+    rt, _ = counts.tiles(tc, tr)
+    g, rpg = counts.groups, counts.rows_per_group
+    nbt = -(-rpg // tr)
+    x = rt.reshape(g, rpg, -1)
+    if nbt * tr != rpg:
+        x = np.concatenate([x, np.zeros((g, nbt * tr - rpg, x.shape[2]), dtype=x.dtype)], axis=1)
+    per = x.reshape(g, nbt, tr, -1).sum(axis=2)
+    br, bc = -(-nbt // sl.pe_rows), -(-per.shape[2] // sl.pe_cols)
+    pad = np.zeros((g, br * sl.pe_rows, bc * sl.pe_cols), dtype=per.dtype)
+    pad[:, :nbt, :per.shape[2]] = per
+    mx = pad.reshape(g, br, sl.pe_rows, bc, sl.pe_cols).max(axis=(2, 4))
+    return float(mx.sum()) / (g * br * bc * tr * tc)
+
+
+def test_lockstep_kernel_equals_numpy_and_naive():
+    from simulator.dataflow import MaskCounts
+    from simulator.mapped import PeSlices, lockstep_fraction, lockstep_fraction_naive
+
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        groups = int(rng.choice([1, 2, 3]))
+        rpg, cols = int(rng.integers(1, 20)), int(rng.integers(1, 40))
+        mask = rng.random((groups * rpg, cols)) < rng.random()
+        counts = MaskCounts(np.packbits(mask.reshape(-1), bitorder="big"), groups * rpg, cols, groups)
+        sl = PeSlices(int(rng.integers(1, 6)), int(rng.integers(1, 9)), int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        got = lockstep_fraction(counts, sl)
+        assert got == _lockstep_fraction_numpy(counts, sl)
+        assert got == pytest.approx(lockstep_fraction_naive(mask, groups, sl), rel=1e-12)
