@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 
 from simulator.energy import resolve_action_energies
 from simulator.nest import DIMS, ROLES, Mapping, MappingError, Problem
-from simulator.tiles import (footprint, loop_array, loop_strides, tensor_size, tile_extents, tile_points,
-                            transfer_count_fast)
+from simulator.nest_kernel import nest_counts
+from simulator.tiles import loop_array, loop_strides, tensor_size, tile_extents, tile_points
 
 SPACE_NAME = {"W": "weights", "I": "inputs", "O": "outputs"}  # densities are keyed by index space
 OPERAND_SPACE = {"weights": "W", "activations": "I", "gradients": "O"}  # hw.sparsity.operands
@@ -260,6 +260,7 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
     loops = loop_strides(mapping)
     la = loop_array(loops)
     latch = hw.pe_array.operand_registers
+    raw = nest_counts(problem, la, keeps, n, latch)   # per role and chain pair: moved, footprint, fills
     rep = problem.repeats
     temporal_iters = math.prod(b for (_, _, b, sp, _) in loops if not sp)
     pes = math.prod(b for (_, _, b, sp, _) in loops if sp)
@@ -271,7 +272,7 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
     vbits = 8 * hw.value_bytes
 
     counts: list[dict[str, TensorCounts]] = [dict() for _ in range(n)]
-    for role in ROLES:
+    for ri, role in enumerate(ROLES):
         space = problem.space_of(role)
         dens = densities.get(SPACE_NAME[space], 1.0)
         written = role == "outputs"
@@ -290,9 +291,9 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
         acc_u = {i: 0.0 for i in holders}
         acc_rb = {i: 0.0 for i in holders}
         chain = holders + [n]  # n: the MACs
-        for a, b in zip(chain[:-1], chain[1:]):
-            moved = transfer_count_fast(problem, la, space, b, a, n, latch) * inst_used[a] * rep
-            fp = footprint(problem, loops, a, space) * inst_used[a] * rep   # each point moves at least once
+        for k, (a, b) in enumerate(zip(chain[:-1], chain[1:])):
+            moved = int(raw[ri, k, 0]) * inst_used[a] * rep
+            fp = int(raw[ri, k, 1]) * inst_used[a] * rep   # each point moves at least once
             if b == n:
                 moved = max(moved * mac_scale, fp * data_scale)
             elif not written:
@@ -304,11 +305,11 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
                 if b == n:
                     acc_rb[a] += rd
                 else:
-                    acc_f[b] += transfer_count_fast(problem, la, space, b, None, n, latch) * inst_used[b] * rep
+                    acc_f[b] += int(raw[ri, k, 2]) * inst_used[b] * rep
             else:
                 acc_r[a] += moved
                 if b != n:
-                    acc_f[b] += transfer_count_fast(problem, la, space, b, None, n, latch) * inst_used[b] * rep * data_scale
+                    acc_f[b] += int(raw[ri, k, 2]) * inst_used[b] * rep * data_scale
         for i in holders:
             h = n - 1 - i
             bits = acc if written else hw.word_bits(h)

@@ -134,3 +134,37 @@ def _fold_sums(cyc, mult, per_fold_traffic_cycles, fill_drain):
         total -= 1.0
         compute -= 1.0
     return total, compute, folds
+
+
+@njit(cache=True, nogil=True)
+def _lockstep_max_sum(row_tiles, groups, rows_per_group, tile_rows, pe_rows, pe_cols):
+    """Sum over lockstep steps of the busiest PE's nonzeros (simulator/mapped.py lockstep_fraction).
+
+    row_tiles (n_rows, n_col_tiles): nonzeros of each mask row in each column tile (_mask_tile_counts).
+    Rows are summed in tiles of `tile_rows` within each group; a step is a block of pe_rows x pe_cols
+    (row tile, column tile) cells, padded with empty cells at the edges. Returns (sum of the block
+    maxima, blocks down, blocks across) per group."""
+    n_ct = row_tiles.shape[1]
+    nbt = (rows_per_group + tile_rows - 1) // tile_rows
+    br = (nbt + pe_rows - 1) // pe_rows
+    bc = (n_ct + pe_cols - 1) // pe_cols
+    per = np.zeros((nbt, n_ct), dtype=np.int64)
+    total = 0
+    for gi in range(groups):
+        per[:, :] = 0
+        for r in range(rows_per_group):
+            row = gi * rows_per_group + r
+            t = r // tile_rows
+            for j in range(n_ct):
+                per[t, j] += row_tiles[row, j]
+        for bi in range(br):
+            a1 = min(nbt, (bi + 1) * pe_rows)
+            for bj in range(bc):
+                b1 = min(n_ct, (bj + 1) * pe_cols)
+                m = 0
+                for a in range(bi * pe_rows, a1):
+                    for b in range(bj * pe_cols, b1):
+                        if per[a, b] > m:
+                            m = per[a, b]
+                total += m
+    return total, br, bc

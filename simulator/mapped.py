@@ -26,6 +26,7 @@ import numpy as np
 
 from simulator.access import Evaluation, evaluate, resolve_keeps
 from simulator.dataflow import MaskCounts, expected_ceil_max_binom, nm_conforms
+from simulator.kernels import _lockstep_max_sum
 from simulator.mapper import OBJECTIVES, map_layer
 from simulator.nest import Mapping, Problem
 from simulator.tiles import loop_strides, tile_extents
@@ -64,20 +65,13 @@ def pe_slices(problem: Problem, hw, mapping: Mapping) -> PeSlices:
 
 
 def lockstep_fraction(counts: MaskCounts, sl: PeSlices) -> float:
-    """sum over lockstep steps of the max per-PE nonzeros / (steps x per-PE tile size) (module doc)."""
+    """sum over lockstep steps of the max per-PE nonzeros / (steps x per-PE tile size) (module doc);
+    the per-step maxima come from the Numba kernel kernels._lockstep_max_sum."""
     tr, tc = sl.tile_rows, sl.tile_cols
     rt, _ = counts.tiles(tc, tr)        # (n_rows, n_col_tiles): nonzeros of each row in each col tile
     g, rpg = counts.groups, counts.rows_per_group
-    nbt = -(-rpg // tr)
-    x = rt.reshape(g, rpg, -1)
-    if nbt * tr != rpg:
-        x = np.concatenate([x, np.zeros((g, nbt * tr - rpg, x.shape[2]), dtype=x.dtype)], axis=1)
-    per = x.reshape(g, nbt, tr, -1).sum(axis=2)          # (G, row tiles, col tiles)
-    br, bc = -(-nbt // sl.pe_rows), -(-per.shape[2] // sl.pe_cols)
-    pad = np.zeros((g, br * sl.pe_rows, bc * sl.pe_cols), dtype=per.dtype)
-    pad[:, :nbt, :per.shape[2]] = per
-    mx = pad.reshape(g, br, sl.pe_rows, bc, sl.pe_cols).max(axis=(2, 4))
-    return float(mx.sum()) / (g * br * bc * tr * tc)
+    total, br, bc = _lockstep_max_sum(rt, g, rpg, tr, sl.pe_rows, sl.pe_cols)
+    return float(total) / (g * br * bc * tr * tc)
 
 
 def lockstep_fraction_naive(mask: np.ndarray, groups: int, sl: PeSlices) -> float:

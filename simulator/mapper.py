@@ -88,6 +88,7 @@ class _Space:
         self.keep[0] = ROLES
         self.fan = [fanout_limits(hw, self.n - 1 - i) for i in range(self.n)]
         self.ms = [hw.mapspace.get(nm) for nm in self.names]
+        self._fit_memo: dict = {}   # (level, tile extents, keep) -> fits: the searches ask again and again
 
     def allowed_spatial(self, i: int, axis: str) -> tuple[str, ...]:
         ms = self.ms[i]
@@ -118,6 +119,13 @@ class _Space:
         if i == 0:
             return True
         keep = self.keep[i] if keep is None else keep
+        key = (i, tuple([ext[d] for d in DIMS]), keep)
+        hit = self._fit_memo.get(key)
+        if hit is None:
+            hit = self._fit_memo[key] = self._fits(i, ext, keep)
+        return hit
+
+    def _fits(self, i: int, ext: dict, keep: tuple[str, ...]) -> bool:
         h = self.n - 1 - i
         lv, hw, p = self.hwl[i], self.hw, self.p
         cap = lv.size_bytes * 8 / (2 if lv.double_buffer else 1)
@@ -169,6 +177,70 @@ class _Space:
 
         rec(0, self.p.dims, {})
         return out
+
+    def spatial_top(self, spatial_k: int, per_count: int = 2) -> list[tuple[int, dict]]:
+        """What the default search keeps of `spatial_candidates()` ranked by PEs used (descending,
+        enumeration order within a count): the first `per_count` candidates of each PE count, up to
+        `spatial_k` in all, as (PEs, assignment). The same walk, pruned: once the candidates found
+        fill `spatial_k` with counts >= T, a subtree whose PE bound (the fanouts left) is below T
+        cannot contribute, and candidates are only built for the counts that can."""
+        slots = [(i, ax) for i in range(self.n) for ax in ("X", "Y") if self.fan[i][0 if ax == "X" else 1] > 1]
+        limits = [self.fan[i][0 if ax == "X" else 1] for i, ax in slots]
+        cap = [math.prod(limits[k:]) for k in range(len(slots) + 1)]   # PE bound of the slots left
+        first: dict[int, list[dict]] = {}
+        has_full = any(self.full(i) for i in range(self.n))
+        floor = [0]   # T: counts below it cannot be kept
+
+        def leaf(chosen, pes):
+            if pes < floor[0]:
+                return
+            got = first.get(pes)
+            if got is None:
+                got = first[pes] = []
+            elif len(got) >= per_count:
+                return
+            if has_full and not all(self._full_spatial_ok(i, chosen, None) for i in range(self.n)):
+                return
+            got.append(dict(chosen))
+            if spatial_k > 0:
+                acc = 0
+                for c in sorted(first, reverse=True):
+                    acc += min(per_count, len(first[c]))
+                    if acc >= spatial_k:
+                        floor[0] = c
+                        break
+
+        def rec(k, remaining, chosen, pes):
+            if k == len(slots):
+                leaf(chosen, pes)
+                return
+            i, ax = slots[k]
+            dims = [d for d in self.allowed_spatial(i, ax) if remaining[d] > 1]
+            last = k == len(slots) - 1
+            for assign in self._axis_assignments(dims, remaining, limits[k], self.full(i)):
+                f = 1
+                for _, b in assign:
+                    f *= b
+                if pes * f * cap[k + 1] < floor[0]:
+                    continue
+                chosen[(i, ax)] = assign
+                if last:
+                    leaf(chosen, pes * f)
+                else:
+                    rem = dict(remaining)
+                    for d, b in assign:
+                        rem[d] //= b
+                    rec(k + 1, rem, chosen, pes * f)
+                del chosen[(i, ax)]
+
+        rec(0, self.p.dims, {}, 1)
+        kept = []
+        for pes in sorted(first, reverse=True):
+            for s in first[pes]:
+                kept.append((pes, s))
+                if len(kept) == spatial_k:
+                    return kept
+        return kept
 
     def _full_spatial_ok(self, i, chosen, remaining) -> bool:
         for d in self.full(i):
@@ -313,31 +385,23 @@ def map_layer(problem: Problem, hw, objective: str = "latency", *, densities: di
     if objective not in OBJECTIVES:
         raise MappingError(f"objective {objective!r} is not one of {list(OBJECTIVES)}")
     densities = dict(densities or {})
-    key = (problem.shape_key(), tuple(sorted(densities.items())), _hw_key(hw), objective, exhaustive, beam, tile_k,
-           spatial_k)
+    key = _cache_key(problem, hw, objective, densities,
+                     {"exhaustive": exhaustive, "beam": beam, "tile_k": tile_k, "spatial_k": spatial_k})
     if use_cache and key in _CACHE:
         r = _CACHE[key]
         return MapResult(r.mapping, r.evaluation, 0, 0.0, True)
     t0 = time.perf_counter()
     space = _Space(problem, hw, densities)
-    spatials = space.spatial_candidates()
+    if exhaustive:
+        cands = space.spatial_candidates()
+        ranked = sorted(((math.prod(b for a in s.values() for _, b in a), i, s) for i, s in enumerate(cands)),
+                        key=lambda x: (-x[0], x[1]))
+        spatials = [(n_pe, s) for n_pe, _, s in ranked]
+    else:   # the first two of each PE count, most PEs first (spatial_top walks what this used to rank)
+        spatials = space.spatial_top(spatial_k)
     if not spatials:
         raise MappingError(f"hardware {hw.name}: its [mapspace] constraints leave no legal spatial unrolling "
                            f"for {problem.name or 'this layer'}")
-    ranked = sorted(((math.prod(b for a in s.values() for _, b in a), i, s) for i, s in enumerate(spatials)),
-                    key=lambda x: (-x[0], x[1]))
-    if not exhaustive:
-        per_count: dict[int, int] = {}
-        kept = []
-        for n_pe, _, s in ranked:
-            if per_count.get(n_pe, 0) < 2:
-                kept.append((n_pe, s))
-                per_count[n_pe] = per_count.get(n_pe, 0) + 1
-                if len(kept) == spatial_k:
-                    break
-        spatials = kept
-    else:
-        spatials = [(n_pe, s) for n_pe, _, s in ranked]
     best: tuple[float, Evaluation] | None = None
     evaluated = 0
     macs = problem.macs
@@ -364,6 +428,72 @@ def map_layer(problem: Problem, hw, objective: str = "latency", *, densities: di
     if use_cache:
         _CACHE[key] = res
     return res
+
+
+def _search_key(problem: Problem, densities: dict | None, objective: str, search: dict) -> tuple:
+    return (problem.shape_key(), tuple(sorted(dict(densities or {}).items())), objective,
+            tuple(sorted(search.items())))
+
+
+_POOL_JOBS: list = []   # (problem, densities) of one map_layers call, read by forked workers
+
+
+def _pool_search(args) -> MapResult:
+    j, hw, objective, search = args
+    problem, dens = _POOL_JOBS[j]
+    return map_layer(problem, hw, objective, densities=dens, use_cache=False, **search)
+
+
+def map_layers(jobs: list[tuple[Problem, dict | None]], hw, objective: str = "latency", *, workers: int = 1,
+               use_cache: bool = True, **search) -> list[MapResult]:
+    """map_layer for each (problem, densities) in `jobs`, in order. Each distinct (shape, densities) is
+    searched once (later ones are shape-cache hits, `cached=True`, even with use_cache=False: they
+    would repeat the same search); with workers > 1 the distinct searches are spread over that many
+    forked processes (results are identical: each search is deterministic and self-contained)."""
+    first: dict = {}
+    for j, (prob, dens) in enumerate(jobs):
+        first.setdefault(_search_key(prob, dens, objective, search), j)
+    todo = sorted(first.values())
+    if use_cache:
+        todo = [j for j in todo if not _cached(jobs[j][0], hw, objective, jobs[j][1], search)]
+    found: dict[int, MapResult] = {}
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing as mp
+
+        _POOL_JOBS[:] = jobs
+        try:
+            with mp.get_context("fork").Pool(min(workers, len(todo))) as pool:
+                # longest first would need a cost model; chunks of one keep both workers busy
+                for j, r in zip(todo, pool.imap(_pool_search, [(j, hw, objective, search) for j in todo],
+                                                chunksize=1)):
+                    found[j] = r
+        finally:
+            _POOL_JOBS.clear()
+    else:
+        for j in todo:
+            found[j] = map_layer(jobs[j][0], hw, objective, densities=jobs[j][1], use_cache=False, **search)
+    out = []
+    for j, (prob, dens) in enumerate(jobs):
+        k = first[_search_key(prob, dens, objective, search)]
+        if j in found:
+            r = found[j]
+            if use_cache:
+                _CACHE[_cache_key(prob, hw, objective, dens, search)] = r
+        else:
+            r = found.get(k) or map_layer(prob, hw, objective, densities=dens, use_cache=use_cache, **search)
+            r = MapResult(r.mapping, r.evaluation, 0, 0.0, True) if not r.cached else r
+        out.append(r)
+    return out
+
+
+def _cache_key(problem: Problem, hw, objective: str, densities: dict | None, search: dict) -> tuple:
+    s = {"exhaustive": False, "beam": 3, "tile_k": 6, "spatial_k": 4, **search}
+    return (problem.shape_key(), tuple(sorted(dict(densities or {}).items())), _hw_key(hw), objective,
+            s["exhaustive"], s["beam"], s["tile_k"], s["spatial_k"])
+
+
+def _cached(problem: Problem, hw, objective: str, densities: dict | None, search: dict) -> bool:
+    return _cache_key(problem, hw, objective, densities, search) in _CACHE
 
 
 def _search_temporal(space: _Space, sp: dict, objective: str, exhaustive: bool, beam: int, tile_k: int):

@@ -33,10 +33,13 @@ def loop_strides(mapping: Mapping) -> list[tuple[int, str, int, bool, int]]:
     """All loops outer -> inner as (level, dim, bound, spatial, stride): stride = product of the bounds
     of the loops inner to it on the same dim (the step of that loop's index in iteration points)."""
     loops = mapping.loops()
-    out = []
-    for j, (lv, d, b, sp) in enumerate(loops):
-        stride = math.prod(bb for (_, dd, bb, _) in loops[j + 1:] if dd == d)
-        out.append((lv, d, b, sp, stride))
+    out = [None] * len(loops)
+    inner: dict[str, int] = {}   # dim -> product of the bounds met so far walking inner -> outer
+    for j in range(len(loops) - 1, -1, -1):
+        lv, d, b, sp = loops[j]
+        stride = inner.get(d, 1)
+        out[j] = (lv, d, b, sp, stride)
+        inner[d] = stride * b
     return out
 
 
@@ -161,7 +164,8 @@ def tile_points(problem: Problem, ext: dict[str, int], space: str) -> int:
 
 
 def footprint(problem: Problem, loops, level: int, space: str) -> int:
-    """Distinct points one instance of `level` holds over the whole nest (its tiles' union)."""
+    """Distinct points one instance of `level` holds over the whole nest (its tiles' union); the input
+    space's windows are counted by the Numba kernel simulator.nest_kernel._k_footprint."""
     if space != "I":
         ext = tile_extents(loops, level)
         n = 1
@@ -171,7 +175,9 @@ def footprint(problem: Problem, loops, level: int, space: str) -> int:
             if lv < level and not sp and d in SIMPLE_AXES[space]:
                 n *= b
         return n
-    return footprint_py(problem, loops, level, space)
+    from simulator.nest_kernel import footprint_fast
+
+    return footprint_fast(problem, loop_array(loops), level, space)
 
 
 def footprint_py(problem: Problem, loops, level: int, space: str) -> int:
