@@ -419,13 +419,14 @@ def _run_hardware_list(args: argparse.Namespace) -> int:
         spec = load_hardware(name)
         arr = spec.pe_array
         print(f"{name:<22} {arr.rows}x{arr.cols} {spec.dataflow:<3} {spec.number_format:<5} "
-              f"sparsity={spec.sparsity.mode:<5} format={spec.weight_format.kind:<8} {spec.description}")
+              f"sparsity={'skip' if spec.skips else spec.sparsity.mode:<5} format={spec.weight_format.kind:<8} {spec.description}")
     return 0
 
 
 def _run_hardware_show(args: argparse.Namespace) -> int:
     from simulator.energy import format_energy_table, resolve_action_energies
     from simulator.hardware import load_hardware
+    from simulator.sparse_features import describe as describe_sparse
 
     hw = load_hardware(args.name)
     table = resolve_action_energies(hw)  # before any output: a bad ERT fails with nothing printed
@@ -433,6 +434,7 @@ def _run_hardware_show(args: argparse.Namespace) -> int:
     if args.json:
         resolved = table.to_dict()
         spec["energy"] = {**spec["energy"], "ert_file": resolved.pop("ert"), **resolved}
+        spec["sparse_features"] = describe_sparse(hw)
         print(json.dumps(spec))
         return 0
 
@@ -448,6 +450,9 @@ def _run_hardware_show(args: argparse.Namespace) -> int:
             else:
                 print(f"{indent}{k}: {v}")
     show(spec)
+    print("sparse features (simulator/sparse_features.py):")
+    for line in describe_sparse(hw):
+        print(f"  {line}")
     print(format_energy_table(table))
     return 0
 

@@ -28,6 +28,7 @@ from simulator.access import Evaluation, evaluate, resolve_keeps
 from simulator.dataflow import MaskCounts, expected_ceil_max_binom, nm_conforms
 from simulator.mapper import OBJECTIVES, map_layer
 from simulator.nest import Mapping, Problem
+from simulator.sparse_features import effective_sparsity
 from simulator.tiles import loop_strides, tile_extents
 
 MAPPINGS = ("per-layer", "per-snapshot", "fixed")
@@ -185,7 +186,7 @@ class MappedModel:
             ev = evaluate(self.problem(spec, pass_name), self.hw, mapping,
                           densities={"weights": d} if d < 1 else None, check=False)
             self._evals[ekey] = ev
-        sp = self.hw.sparsity
+        sp = effective_sparsity(self.hw)
         if sp.mode != "skip" or "weights" not in sp.operands or d >= 1.0:
             return ev
         base = d   # access.py's cycle fraction (only the weight density is passed)
@@ -225,7 +226,7 @@ class MappedModel:
              dense_dw: bool) -> tuple:
         ev = self.evaluation(spec, pass_name, counts, density, dense_dw)
         hw = self.hw
-        mode = hw.sparsity.mode
+        mode = effective_sparsity(hw).mode
         d = 1.0 if dense_dw else (counts.density if counts is not None else float(density))
         eff = float(ev.macs) * d                      # useful MACs (nonzero weight), as in the fixed model
         issued = float(ev.macs) if mode == "none" else float(ev.effectual_macs)

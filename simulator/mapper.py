@@ -24,8 +24,9 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from simulator.access import (Evaluation, _sparse, accumulator_bits, evaluate, fanout_limits, metadata_bits_per_element,
+from simulator.access import (Evaluation, _sparse, accumulator_bits, evaluate, fanout_limits, stored_words,
                               SPACE_NAME)
+from simulator.sparse_features import Joint
 from simulator.nest import DIMS, ROLES, LevelMapping, Mapping, MappingError, Problem, SPACE_DIMS
 from simulator.tiles import tile_points
 
@@ -81,6 +82,7 @@ class _Space:
 
     def __init__(self, problem: Problem, hw, densities: dict):
         self.p, self.hw, self.dens = problem, hw, densities
+        self.joint = Joint(densities)
         self.n = len(hw.memory)
         self.hwl = [hw.memory[self.n - 1 - i] for i in range(self.n)]
         self.names = [lv.name for lv in self.hwl]
@@ -123,14 +125,7 @@ class _Space:
         cap = lv.size_bytes * 8 / (2 if lv.double_buffer else 1)
         used = 0.0
         for role in keep:
-            space = p.space_of(role)
-            pts = tile_points(p, ext, space)
-            d = self.dens.get(SPACE_NAME[space], 1.0)
-            if space == "W" and role != "outputs" and hw.weight_format.kind != "dense" and d < 1.0:
-                mb = metadata_bits_per_element(hw, d, ext["C"] * ext["R"] * ext["S"])
-                words = math.ceil(pts * d) + math.ceil(pts * mb / hw.word_bits(h))
-            else:
-                words = pts
+            words = stored_words(p, hw, i, role, ext, self.joint)
             bits = words * (accumulator_bits(hw) if role == "outputs" else hw.word_bits(h))
             part = (lv.partition_bytes or {}).get(role)
             if part is not None:
