@@ -379,6 +379,15 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     dens.add_argument("--weight-mask", help="a .npy mask of the --layer weight's shape (its density is used)")
     p.add_argument("--mapping", help="evaluate this mapping TOML instead of searching (with --layer)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    # --- operand sparsity (issue 11; logic in simulator/map_cli.py) ---
+    ops = p.add_argument_group("operand sparsity", "activation / gradient zeros, used where the hardware exploits them")
+    inp = ops.add_mutually_exclusive_group()
+    inp.add_argument("--input-density", type=_float, help="statistical input-activation density in [0, 1]")
+    inp.add_argument("--input-mask", help="a .npy input-activation mask (N, C, H, W) of the --layer (real mode)")
+    grd = ops.add_mutually_exclusive_group()
+    grd.add_argument("--grad-density", type=_float, help="statistical output-gradient density in [0, 1]")
+    grd.add_argument("--grad-mask", help="a .npy output-gradient mask (N, M, P, Q) of the --layer (real mode)")
+    # --- end operand sparsity ---
     p.set_defaults(func=lambda args: __import__("simulator.map_cli", fromlist=["run_map"]).run_map(args))
 
 

@@ -436,6 +436,14 @@ def _search_temporal(space: _Space, sp: dict, objective: str, exhaustive: bool, 
         allowed = [d for d in DIMS if d in space.allowed_temporal(i) and rem[d] > 1]
         return {d: rem[d] for d in space.full(i) if d in allowed}
 
+    def outer_can_hold(i, ext):
+        """Every outer on-chip level whose keeps are fixed ([mapspace] keep) can hold this tile."""
+        for j in range(1, i):
+            ms = space.ms[j]
+            if ms is not None and ms.keep is not None and not space.fits(j, ext, tuple(ms.keep)):
+                return False
+        return True
+
     states = [({}, {}, {})]
     for i in range(n - 1, 0, -1):
         nxt = []
@@ -446,6 +454,8 @@ def _search_temporal(space: _Space, sp: dict, objective: str, exhaustive: bool, 
                     inner[d] *= b
             for keep in space.keep_candidates(i, False):
                 for f in space.tile_candidates(i, inner, remaining(temporal), False, tile_k, keep):
+                    if not outer_can_hold(i, ext_at(i, {**temporal, i: f})):
+                        continue
                     for o in space.orders(i, list(f), False):
                         t2, o2, k2 = {**temporal, i: f}, {**orders, i: o}, {**keeps, i: keep}
                         out = run(t2, o2, k2)
