@@ -44,7 +44,9 @@ def setup_dir(path: Path) -> Path:
     for cand in (path, path / SUB):
         if (cand / "workload" / "mobilenet0.5-sparse").is_dir():
             return cand
-    raise SystemExit(f"--artifact {path}: no {SUB}/workload/mobilenet0.5-sparse there; give the artifact checkout")
+    print(f"eyeriss_v2_sparseloop: error: --artifact {path}: no {SUB}/workload/mobilenet0.5-sparse there; "
+          "give the artifact checkout", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _ints(text: str, keys: str) -> dict[str, int]:
