@@ -232,6 +232,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
     print(f"{summary['model']} {summary['method']} trace ({summary['masks']} masks), {summary['steps']} steps at batch "
           f"{summary['batch']}, {summary['mask_updates']} mask updates, on {summary['hardware']}")
     print(f"  mapping: {_mapping_label(summary)}")
+    ex = summary.get("operands_exploited") or {}
+    print("  zeros exploited: " + "; ".join(f"{p} {'+'.join(v) if v else 'none'}" for p, v in ex.items()))
     print(f"  whole run:   {t['cycles']:.4g} cycles  {t['time_s']:.4g} s  {t['energy_j']:.4g} J  "
           f"(memory stalls {100 * summary['stall_share']:.1f}% of cycles)")
     print(f"  normal step: {n['cycles']:.4g} cycles  {n['energy_j']:.4g} J")
