@@ -232,6 +232,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
     print(f"{summary['model']} {summary['method']} trace ({summary['masks']} masks), {summary['steps']} steps at batch "
           f"{summary['batch']}, {summary['mask_updates']} mask updates, on {summary['hardware']}")
     print(f"  mapping: {_mapping_label(summary)}")
+    ex = summary.get("operands_exploited") or {}
+    print("  zeros exploited: " + "; ".join(f"{p} {'+'.join(v) if v else 'none'}" for p, v in ex.items()))
     print(f"  whole run:   {t['cycles']:.4g} cycles  {t['time_s']:.4g} s  {t['energy_j']:.4g} J  "
           f"(memory stalls {100 * summary['stall_share']:.1f}% of cycles)")
     print(f"  normal step: {n['cycles']:.4g} cycles  {n['energy_j']:.4g} J")
@@ -379,6 +381,15 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     dens.add_argument("--weight-mask", help="a .npy mask of the --layer weight's shape (its density is used)")
     p.add_argument("--mapping", help="evaluate this mapping TOML instead of searching (with --layer)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    # --- operand sparsity (issue 11; logic in simulator/map_cli.py) ---
+    ops = p.add_argument_group("operand sparsity", "activation / gradient zeros, used where the hardware exploits them")
+    inp = ops.add_mutually_exclusive_group()
+    inp.add_argument("--input-density", type=_float, help="statistical input-activation density in [0, 1]")
+    inp.add_argument("--input-mask", help="a .npy input-activation mask (N, C, H, W) of the --layer (real mode)")
+    grd = ops.add_mutually_exclusive_group()
+    grd.add_argument("--grad-density", type=_float, help="statistical output-gradient density in [0, 1]")
+    grd.add_argument("--grad-mask", help="a .npy output-gradient mask (N, M, P, Q) of the --layer (real mode)")
+    # --- end operand sparsity ---
     p.set_defaults(func=lambda args: __import__("simulator.map_cli", fromlist=["run_map"]).run_map(args))
 
 
@@ -419,13 +430,14 @@ def _run_hardware_list(args: argparse.Namespace) -> int:
         spec = load_hardware(name)
         arr = spec.pe_array
         print(f"{name:<22} {arr.rows}x{arr.cols} {spec.dataflow:<3} {spec.number_format:<5} "
-              f"sparsity={spec.sparsity.mode:<5} format={spec.weight_format.kind:<8} {spec.description}")
+              f"sparsity={'skip' if spec.skips else spec.sparsity.mode:<5} format={spec.weight_format.kind:<8} {spec.description}")
     return 0
 
 
 def _run_hardware_show(args: argparse.Namespace) -> int:
     from simulator.energy import format_energy_table, resolve_action_energies
     from simulator.hardware import load_hardware
+    from simulator.sparse_features import describe as describe_sparse
 
     hw = load_hardware(args.name)
     table = resolve_action_energies(hw)  # before any output: a bad ERT fails with nothing printed
@@ -433,6 +445,7 @@ def _run_hardware_show(args: argparse.Namespace) -> int:
     if args.json:
         resolved = table.to_dict()
         spec["energy"] = {**spec["energy"], "ert_file": resolved.pop("ert"), **resolved}
+        spec["sparse_features"] = describe_sparse(hw)
         print(json.dumps(spec))
         return 0
 
@@ -448,6 +461,9 @@ def _run_hardware_show(args: argparse.Namespace) -> int:
             else:
                 print(f"{indent}{k}: {v}")
     show(spec)
+    print("sparse features (simulator/sparse_features.py):")
+    for line in describe_sparse(hw):
+        print(f"  {line}")
     print(format_energy_table(table))
     return 0
 

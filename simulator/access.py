@@ -20,7 +20,9 @@ against its `eyeriss_like` AlexNet conv1 statistics in tests/test_sim_access.py)
   (scaled by bits / word_bits; a read-back paired with an update at the innermost keeper costs the
   table's update_pj instead of read + write) + effectual MACs x mac_pj + gated MACs x gated_mac_pj
   + leakage x cycles.
-Sparse operands (statistical, `densities = {"weights": d, ...}` by index space): see `_sparse`.
+Sparse operands (`densities = {"weights": d, ...}` by index space, or `joint=` exact joint fractions
+from masks): the spec's features (simulator/sparse_features.py) scale each level's accesses; see
+docs/simulator.md "Operand sparsity".
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from dataclasses import dataclass, field
 from simulator.energy import resolve_action_energies
 from simulator.nest import DIMS, ROLES, Mapping, MappingError, Problem
 from simulator.nest_kernel import nest_counts
+from simulator.sparse_features import Joint, fiber_length, resolve
+from simulator.sparse_features import metadata_bits_per_element as _meta_bits
 from simulator.tiles import loop_array, loop_strides, tensor_size, tile_extents, tile_points
 
-SPACE_NAME = {"W": "weights", "I": "inputs", "O": "outputs"}  # densities are keyed by index space
-OPERAND_SPACE = {"weights": "W", "activations": "I", "gradients": "O"}  # hw.sparsity.operands
+from simulator.sparse_features import OPERAND_SPACE, SPACE_NAME  # noqa: E402,F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class TensorCounts:
     metadata_reads: float = 0.0
     metadata_fills: float = 0.0
     bits: int = 16        # bits per word moved for this tensor here
+    gated: float = 0.0    # of reads / updates: gated accesses (take bandwidth, cost no energy)
 
 
 @dataclass(frozen=True)
@@ -117,24 +121,6 @@ def accumulator_bits(hw) -> int:
     return hw.mac.accumulator_bits if hw.mac.accumulator_bits is not None else 32
 
 
-def metadata_bits_per_element(hw, density: float, ext_reduction: int) -> float:
-    """Metadata bits per dense element of a compressed weight tile (hw.weight_format)."""
-    wf = hw.weight_format
-    if wf.kind == "dense" or density >= 1.0:
-        return 0.0
-    if wf.kind == "bitmask":
-        return 1.0
-    if wf.kind in ("csr", "csc"):
-        return density * wf.index_bits + wf.pointer_bits / max(1, ext_reduction)
-    if wf.kind == "coo":
-        return density * 2 * wf.index_bits
-    if wf.kind == "rle":
-        return density * wf.run_bits
-    if wf.kind == "nm":
-        return density * math.ceil(math.log2(hw.sparsity.nm[1]))
-    return 0.0
-
-
 # --- checks ------------------------------------------------------------------------------------
 def resolve_keeps(hw, mapping: Mapping) -> list[tuple[str, ...]]:
     """Roles kept at each mapping level (outermost first); the outermost keeps all three."""
@@ -162,22 +148,31 @@ def role_bits(hw, problem: Problem, role: str, h: int) -> int:
     return accumulator_bits(hw) if role == "outputs" else hw.word_bits(h)
 
 
-def tile_words(problem: Problem, hw, loops, i: int, role: str, densities: dict) -> float:
-    """Words (of this role's width) one instance of mapping level i holds for `role`."""
+def stored_words(problem: Problem, hw, i: int, role: str, ext: dict, joint: Joint) -> float:
+    """Words (of this role's width) one instance of mapping level i holds for `role`'s tile `ext`:
+    the points, or nonzeros + metadata words where the level stores the role compressed."""
     space = problem.space_of(role)
-    ext = tile_extents(loops, i)
     n = tile_points(problem, ext, space)
-    d = densities.get(SPACE_NAME[space], 1.0)
-    if space == "W" and role != "outputs" and hw.weight_format.kind != "dense" and d < 1.0:
-        h = len(hw.memory) - 1 - i
-        mbits = metadata_bits_per_element(hw, d, ext["C"] * ext["R"] * ext["S"])
-        return math.ceil(n * d) + math.ceil(n * mbits / hw.word_bits(h))
-    return n
+    h = len(hw.memory) - 1 - i
+    fmt = resolve(hw, problem).fmt(hw.memory[h].name, role, joint, problem) if role != "outputs" else None
+    if fmt is None:
+        return n
+    d = joint.density(space)
+    mw = hw.memory[h].metadata_word_bits or hw.word_bits(h)
+    meta_bits = _meta_bits(fmt, d, fiber_length(fmt, problem, role, ext), mw, hw.sparsity.nm)
+    return math.ceil(n * d) + math.ceil(n * meta_bits / hw.word_bits(h))
 
 
-def check_mapping(problem: Problem, hw, mapping: Mapping, densities: dict | None = None) -> list[tuple[str, ...]]:
+def tile_words(problem: Problem, hw, loops, i: int, role: str, densities: dict, joint: Joint | None = None) -> float:
+    """Words (of this role's width) one instance of mapping level i holds for `role`."""
+    return stored_words(problem, hw, i, role, tile_extents(loops, i), joint or Joint(densities))
+
+
+def check_mapping(problem: Problem, hw, mapping: Mapping, densities: dict | None = None,
+                  joint: Joint | None = None) -> list[tuple[str, ...]]:
     """Raise MappingError (one line) unless `mapping` covers `problem` and fits `hw`; returns the keeps."""
     densities = densities or {}
+    joint = joint or Joint(densities)
     keeps = resolve_keeps(hw, mapping)
     for d in DIMS:
         got = mapping.factor_product(d)
@@ -199,7 +194,7 @@ def check_mapping(problem: Problem, hw, mapping: Mapping, densities: dict | None
         cap_bits = lv.size_bytes * 8 / (2 if lv.double_buffer else 1)
         used, shared = 0.0, 0.0
         for role in keeps[i]:
-            bits = tile_words(problem, hw, loops, i, role, densities) * role_bits(hw, problem, role, h)
+            bits = tile_words(problem, hw, loops, i, role, densities, joint) * role_bits(hw, problem, role, h)
             part = (lv.partition_bytes or {}).get(role)
             if part is not None:
                 pbits = part * 8 / (2 if lv.double_buffer else 1)
@@ -230,32 +225,27 @@ def _energies(hw):
     return hit[1]
 
 
-def _sparse(problem: Problem, hw, densities: dict) -> tuple[float, float, float]:
+def _sparse(problem: Problem, hw, densities: dict, joint: Joint | None = None) -> tuple[float, float, float]:
     """(effectual fraction of MACs, cycle fraction, gated fraction). Skipping hardware removes the
     MACs with a zero operand it exploits from the PE schedule (cycles x effectual fraction, the same
     fold count at every level: tiles stay as mapped); gating hardware keeps the cycles and pays the
     gated MAC energy; 'none' multiplies zeros."""
-    eff = 1.0
-    for op in hw.sparsity.operands:
-        eff *= densities.get(SPACE_NAME[OPERAND_SPACE[op]], 1.0)
-    mode = hw.sparsity.mode
-    if mode == "skip":
-        return eff, eff, 0.0
-    if mode == "gate":
-        return eff, 1.0, 1.0 - eff
-    return 1.0, 1.0, 0.0
+    return resolve(hw, problem).compute_fractions(joint or Joint(densities))
 
 
 def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None = None,
-             check: bool = True) -> Evaluation:
-    """Access counts, cycles and energy of `problem` mapped by `mapping` on `hw` (see module doc)."""
+             check: bool = True, joint: Joint | None = None) -> Evaluation:
+    """Access counts, cycles and energy of `problem` mapped by `mapping` on `hw` (see module doc).
+    joint: exact joint nonzero fractions from masks (real mode, `sparse_features.joint_fractions`);
+    densities alone: statistical mode (independent uniform zeros)."""
     densities = dict(densities or {})
     for k, v in densities.items():
         if k not in SPACE_NAME.values():
             raise MappingError(f"densities: unknown tensor {k!r} (use weights, inputs, outputs)")
         if not 0.0 <= float(v) <= 1.0:
             raise MappingError(f"densities: {k} = {v} is outside [0, 1]")
-    keeps = check_mapping(problem, hw, mapping, densities) if check else resolve_keeps(hw, mapping)
+    jt = joint if joint is not None else Joint(densities)
+    keeps = check_mapping(problem, hw, mapping, densities, jt) if check else resolve_keeps(hw, mapping)
     n = len(hw.memory)
     loops = loop_strides(mapping)
     la = loop_array(loops)
@@ -264,40 +254,55 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
     rep = problem.repeats
     temporal_iters = math.prod(b for (_, _, b, sp, _) in loops if not sp)
     pes = math.prod(b for (_, _, b, sp, _) in loops if sp)
-    eff_frac, cyc_frac, gated_frac = _sparse(problem, hw, densities)
+    sf = resolve(hw, problem)
+    eff_frac, cyc_frac, gated_frac = sf.compute_fractions(jt)
     macs = problem.macs
     eff_macs = macs * eff_frac
     inst_used = [math.prod(b for (lv, _, b, sp, _) in loops if sp and lv < i) for i in range(n + 1)]
     acc = accumulator_bits(hw)
     vbits = 8 * hw.value_bytes
+    lname = [hw.memory[n - 1 - i].name for i in range(n)]   # mapping index -> level name
 
     counts: list[dict[str, TensorCounts]] = [dict() for _ in range(n)]
     for ri, role in enumerate(ROLES):
         space = problem.space_of(role)
-        dens = densities.get(SPACE_NAME[space], 1.0)
+        dens = jt.density(space)
         written = role == "outputs"
         holders = [i for i in range(n) if role in keeps[i]]
-        comp = space == "W" and not written and hw.weight_format.kind != "dense" and dens < 1.0
-        data_scale = dens if comp else 1.0
-        # MAC-side accesses of the innermost keeper: skipped MACs read no operand and write no partial
-        # sum; with operand registers the MACs access storage only when an operand changes, which
-        # skipping does not change (except the compressed operand itself: its zeros are not stored)
-        if hw.sparsity.mode == "skip" and not latch:
-            mac_scale = cyc_frac
-        else:
-            mac_scale = data_scale
+        fmts = {i: (None if written else sf.fmt(lname[i], role, jt, problem)) for i in holders}
+        own = frozenset((space,))
         acc_r = {i: 0.0 for i in holders}
         acc_f = {i: 0.0 for i in holders}
         acc_u = {i: 0.0 for i in holders}
         acc_rb = {i: 0.0 for i in holders}
+        acc_g = {i: 0.0 for i in holders}   # gated words (in reads / updates): bandwidth, no energy
         chain = holders + [n]  # n: the MACs
         for k, (a, b) in enumerate(zip(chain[:-1], chain[1:])):
             moved = int(raw[ri, k, 0]) * inst_used[a] * rep
             fp = int(raw[ri, k, 1]) * inst_used[a] * rep   # each point moves at least once
+            act = sf.action(lname[a], role)
+            cond = act[1] if act is not None else frozenset()
+            comp_a = own if fmts[a] is not None else frozenset()
             if b == n:
-                moved = max(moved * mac_scale, fp * data_scale)
-            elif not written:
-                moved *= data_scale
+                # MAC-side accesses of the innermost keeper: the shorthand's skipped MACs read no operand
+                # and write no partial sum (no operand registers); with registers only the compressed
+                # operand's zeros are saved (they are not stored)
+                if sf.implicit_mac:
+                    scale = jt.prob(sf.compute_on | cond)
+                else:
+                    scale = jt.prob(cond | comp_a)
+                floor = fp * jt.prob(comp_a)
+            else:
+                scale = jt.prob(cond | comp_a)
+                floor = 0.0
+            if act is not None and act[0] == "gate":
+                kept = moved * jt.prob(comp_a) if b != n or not sf.implicit_mac else moved * scale
+                kept = max(kept, floor)
+                moved_eff = max(moved * scale, floor)
+                acc_g[a] += kept - moved_eff
+                moved = kept
+            else:
+                moved = max(moved * scale, floor)
             if written:
                 acc_u[a] += moved      # children drain into a; a serves as many fills / MAC RMWs
                 rd = max(0.0, moved - fp)
@@ -309,19 +314,21 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
             else:
                 acc_r[a] += moved
                 if b != n:
-                    acc_f[b] += int(raw[ri, k, 2]) * inst_used[b] * rep * data_scale
+                    comp_b = own if fmts[b] is not None else frozenset()
+                    acc_f[b] += int(raw[ri, k, 2]) * inst_used[b] * rep * jt.prob(cond | comp_b)
         for i in holders:
             h = n - 1 - i
             bits = acc if written else hw.word_bits(h)
-            mb = 0.0
-            if comp:
-                ext = tile_extents(loops, i)
-                mb = metadata_bits_per_element(hw, dens, ext["C"] * ext["R"] * ext["S"])
-            mword = hw.memory[h].metadata_word_bits or hw.word_bits(h)
-            per_word = mb / max(dens, 1e-12) / mword if comp else 0.0   # metadata words per nonzero word moved
+            per_word = 0.0
+            f = fmts[i]
+            if f is not None:
+                mw = hw.memory[h].metadata_word_bits or hw.word_bits(h)
+                mb = _meta_bits(f, dens, fiber_length(f, problem, role, tile_extents(loops, i)), mw, hw.sparsity.nm)
+                per_word = mb / max(dens, 1e-12) / mw   # metadata words per nonzero word moved
             counts[i][role] = TensorCounts(
                 reads=acc_r[i], fills=acc_f[i], updates=acc_u[i], readbacks=acc_rb[i],
-                metadata_reads=acc_r[i] * per_word, metadata_fills=acc_f[i] * per_word, bits=bits)
+                metadata_reads=acc_r[i] * per_word, metadata_fills=acc_f[i] * per_word, bits=bits,
+                gated=acc_g[i])
 
     table = _energies(hw)
     compute_cycles = temporal_iters * rep * cyc_frac
@@ -347,8 +354,10 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
             rbytes += c.reads * c.bits / 8 + c.metadata_reads * (hw.memory[h].metadata_word_bits or le.word_bits) / 8
             wbytes += (wr_words - final) * c.bits / 8 + final * vbits / 8 \
                 + c.metadata_fills * (hw.memory[h].metadata_word_bits or le.word_bits) / 8
-            e += scale * ((c.reads - c.readbacks) * le.read_pj + c.readbacks * le.update_pj
-                          + (c.fills + c.updates - c.readbacks - final) * le.write_pj)
+            g_r = c.gated if role != "outputs" else 0.0
+            g_u = c.gated if role == "outputs" else 0.0
+            e += scale * ((c.reads - c.readbacks - g_r) * le.read_pj + c.readbacks * le.update_pj
+                          + (c.fills + c.updates - c.readbacks - g_u - final) * le.write_pj)
             e += final * vbits / le.word_bits * le.write_pj   # final writes at the number format's width
             e += c.metadata_reads * le.metadata_read_pj + c.metadata_fills * le.metadata_write_pj
         lv = hw.memory[h]
@@ -357,7 +366,7 @@ def evaluate(problem: Problem, hw, mapping: Mapping, *, densities: dict | None =
         cyc = max(rbytes / (lv.read_bw_bytes_per_cycle * share), wbytes / (lv.write_bw_bytes_per_cycle * share))
         if cyc > worst:
             worst, bottleneck = cyc, lm.name
-        tiles = {r: tile_words(problem, hw, loops, i, r, densities) for r in keeps[i]}
+        tiles = {r: tile_words(problem, hw, loops, i, r, densities, jt) for r in keeps[i]}
         results.append(LevelResult(lm.name, used, tiles, counts[i], rbytes, wbytes, e, cyc))
         energy += e
     cycles = worst

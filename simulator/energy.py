@@ -140,10 +140,13 @@ def default_storage_pj(size_bytes: float, word_bits: int) -> tuple[float, float,
             f"(write x{SRAM_WRITE_OVER_READ:.4f}, Accelergy SRAM)")
 
 
-def default_metadata_bits(hw, word_bits: int) -> int:
-    """Bits of one metadata word of the spec's weight format: bitmask 1, CSR/CSC/COO the index width,
-    RLE the run width, N:M ceil(log2 M) per kept value, dense: a data word."""
+def default_metadata_bits(hw, word_bits: int, level: str | None = None) -> int:
+    """Bits of one metadata word of the spec's weight format (or, with a dense weight format, of the
+    first [[sparse.format]] at `level`): bitmask 1, CSR/CSC/COO the index width, RLE the run width,
+    N:M ceil(log2 M) per kept value, dense: a data word."""
     wf = hw.weight_format
+    if wf.kind == "dense" and level is not None:
+        wf = next((f for f in hw.sparse.format if f.level == level), wf)
     if wf.kind == "bitmask":
         return 1
     if wf.kind in ("csr", "csc", "coo"):
@@ -294,7 +297,7 @@ def _resolve_level(hw, i: int, ert) -> LevelEnergy:
         raise HardwareSpecError(f"memory[{i}] ({lv.name}): {what}; give energy_pj_per_bit or read_pj and write_pj")
     rd, wr = vals["read_pj"][0], vals["write_pj"][0]
     vals.setdefault("update_pj", (rd + wr, "read + write (read-modify-write)"))
-    mbits = lv.metadata_word_bits if lv.metadata_word_bits is not None else default_metadata_bits(hw, bits)
+    mbits = lv.metadata_word_bits if lv.metadata_word_bits is not None else default_metadata_bits(hw, bits, lv.name)
     vals.setdefault("metadata_read_pj", (rd * mbits / bits, f"read_pj scaled to {mbits}-bit metadata words"))
     vals.setdefault("metadata_write_pj", (wr * mbits / bits, f"write_pj scaled to {mbits}-bit metadata words"))
     idle, idle_src = vals.get("idle_pj_per_cycle", (0.0, "none"))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rigl_hw.layers import LayerSpec
+from simulator.sparse_features import effective_sparsity
 from simulator.dataflow import (Geometry, MaskCounts, _table, dense_folds, effectual_pairs,
                                 expected_tile_var, nm_conforms, real_tile_var, sparse_folds)
 from simulator.energy import energy_table, level_pj_per_byte
@@ -128,7 +129,7 @@ def mask_counts(spec: LayerSpec, packed: np.ndarray, hw=None) -> MaskCounts:
 
 def _pass_row(ctx: _Ctx, spec: LayerSpec, gm: Gemm, counts: MaskCounts | None, density: float,
               act_mask: np.ndarray | None) -> tuple:
-    hw, geom, sp = ctx.hw, ctx.geom, ctx.hw.sparsity
+    hw, geom, sp = ctx.hw, ctx.geom, effective_sparsity(ctx.hw)
     vb = hw.value_bytes
     dense_macs = float(gm.dense_macs)
     nnz = counts.nnz if counts is not None else density * spec.n_params

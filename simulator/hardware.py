@@ -22,6 +22,9 @@ SPARSITY_MODES = ("none", "gate", "skip")
 SPARSE_OPERANDS = ("weights", "activations", "gradients")
 TENSORS = ("weights", "inputs", "outputs")  # the three operands of a loop nest (see simulator/nest.py)
 WEIGHT_FORMATS = ("dense", "bitmask", "csr", "csc", "coo", "rle", "nm")
+TENSOR_FORMATS = ("dense", "bitmask", "csr", "coo", "rle", "uop_rle")  # [[sparse.format]] kinds
+SPARSE_ACTIONS = ("skip", "gate")                                       # [[sparse.action]] kinds
+COMPUTE = "compute"                     # the level name of a compute action in [[sparse.action]]
 VALUE_BYTES = {"fp32": 4, "bf16": 2, "int8": 1}
 MAP_DIMS = ("N", "G", "M", "C", "P", "Q", "R", "S")  # loop dimensions of simulator/nest.py
 
@@ -252,6 +255,54 @@ class TopKUnit:
     chunk_elements: int = _f(_pos_int, 65536)
 
 
+@dataclass(frozen=True)
+class SparseAction:
+    """Skipping or gating (Sparseloop's action optimisations) of one tensor's accesses at one storage
+    level, or of the MACs (level = "compute", no target): an access (a MAC) happens only where every
+    tensor of `condition_on` is nonzero; "skip" saves its time and energy, "gate" only its energy.
+    Tensors are roles (weights / inputs / outputs, simulator/nest.py: in backward passes "weights" is
+    the pass's first operand, e.g. dY in backward_weight). Example: skip weights conditioned on inputs
+    at the buffer = {level = "buffer", kind = "skip", target = "weights", condition_on = ["inputs"]}."""
+
+    level: str = _f(_string)
+    kind: str = _f(_choice(SPARSE_ACTIONS))
+    condition_on: tuple[str, ...] = _f(_tensor_list)
+    target: str | None = _f(_choice(TENSORS), None)
+
+
+@dataclass(frozen=True)
+class TensorFormat:
+    """Compressed storage of one tensor (role) at one level: only nonzero values are stored and moved,
+    plus metadata in bits per entry. kind: "bitmask" (1 bit per element), "csr" (index_bits per nonzero +
+    pointer_bits per fiber), "coo" (2 x index_bits per nonzero), "rle" (run_bits per nonzero), "uop_rle"
+    (Sparseloop's UOP + RLE ranks: one metadata entry per nonzero and one pointer entry per fiber, each
+    entry ceil(bits / metadata_word_bits) metadata words), "dense". fiber: the tensor's dimensions one
+    pointer covers (default: weights C, R, S; inputs C; outputs M)."""
+
+    level: str = _f(_string)
+    tensor: str = _f(_choice(TENSORS))
+    kind: str = _f(_choice(TENSOR_FORMATS))
+    index_bits: int = _f(_nonneg_int, 16)
+    pointer_bits: int = _f(_nonneg_int, 32)
+    run_bits: int = _f(_nonneg_int, 4)
+    fiber: tuple[str, ...] | None = _f(lambda p, v: _dim_list(p, v), None)
+
+
+@dataclass(frozen=True)
+class SparseFeatures:
+    """The general sparse-optimisation form ([[sparse.action]], [[sparse.format]]); the [sparsity] /
+    [weight_format] shorthand maps onto it (simulator/sparse_features.py)."""
+
+    action: tuple[SparseAction, ...] = _f(lambda p, v: _table_list(SparseAction, p, v), ())
+    format: tuple[TensorFormat, ...] = _f(lambda p, v: _table_list(TensorFormat, p, v), ())
+
+
+def _table_list(cls: type, path: str, v: Any) -> tuple:
+    if not isinstance(v, list):
+        raise HardwareSpecError(f"{path}: must be an array of tables [[{path}]]")
+    return tuple(_build(cls, t, f"{path}[{i}]") for i, t in enumerate(v))
+
+
 def _dim_list(path: str, v: Any) -> tuple[str, ...]:
     if not isinstance(v, list):
         raise HardwareSpecError(f"{path}: must be a list of dimensions {list(MAP_DIMS)}, got {v!r}")
@@ -331,6 +382,7 @@ class HardwareSpec:
     mac: MacUnit = _f(lambda p, v: _build(MacUnit, v, p), MacUnit())
     energy: EnergySource = _f(lambda p, v: _build(EnergySource, v, p), EnergySource())
     mapspace: MapSpace = _f(lambda p, v: _build(MapSpace, v, p), MapSpace())
+    sparse: SparseFeatures = _f(lambda p, v: _build(SparseFeatures, v, p), SparseFeatures())
     source_path: str | None = dataclasses.field(default=None, compare=False)  # the TOML it came from (not a key)
 
     @property
@@ -362,7 +414,8 @@ class HardwareSpec:
 
     @property
     def skips(self) -> bool:
-        return self.sparsity.mode == "skip"
+        """Whether the MACs skip zeros (the [sparsity] shorthand or a [[sparse.action]] on compute)."""
+        return self.sparsity.mode == "skip" or any(a.level == COMPUTE and a.kind == "skip" for a in self.sparse.action)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -433,6 +486,8 @@ def check_limits(spec: HardwareSpec) -> None:
             check(f"{p}.{f}", getattr(lv, f), "energy_pj")
     for f in ("index_bits", "pointer_bits", "run_bits"):
         check(f"weight_format.{f}", getattr(spec.weight_format, f), "bits")
+        for i, tf in enumerate(spec.sparse.format):
+            check(f"sparse.format[{i}].{f}", getattr(tf, f), "bits")
     check("topk.elements_per_cycle", spec.topk.elements_per_cycle, "topk.elements_per_cycle")
     check("topk.chunk_elements", spec.topk.chunk_elements, "topk.chunk_elements")
     check("mac.accumulator_bits", spec.mac.accumulator_bits, "bits")
@@ -466,7 +521,51 @@ def spec_from_dict(data: dict[str, Any]) -> HardwareSpec:
                 raise HardwareSpecError(f"mapspace.level[{i}].keep: {extra[0]!r} is not in {ml.name}.tensors {list(lv.tensors)}")
     if spec.weight_format.kind == "nm" and sp.nm is None:
         raise HardwareSpecError("weight_format.kind: 'nm' needs sparsity.nm = [N, M]")
+    _check_sparse(spec, levels)
     return spec
+
+
+def _check_sparse(spec: HardwareSpec, levels: list[str]) -> None:
+    """[[sparse.action]] / [[sparse.format]] name real levels and kept tensors, once each."""
+    seen: set = set()
+    for i, a in enumerate(spec.sparse.action):
+        p = f"sparse.action[{i}]"
+        if a.level == COMPUTE:
+            if a.target is not None:
+                raise HardwareSpecError(f"{p}.target: a compute action has no target tensor (remove it)")
+            if spec.sparsity.mode != "none":
+                raise HardwareSpecError(f"{p}: the compute action is also given by sparsity.mode = "
+                                        f"{spec.sparsity.mode!r}; set sparsity.mode = 'none' or drop this action")
+        else:
+            if a.level not in levels:
+                raise HardwareSpecError(f"{p}.level: {a.level!r} is not a memory level {levels} or 'compute'")
+            if a.target is None:
+                raise HardwareSpecError(f"{p}.target: a storage action needs target = weights | inputs | outputs")
+            lv = spec.memory[levels.index(a.level)]
+            if a.target not in lv.tensors:
+                raise HardwareSpecError(f"{p}.target: {a.target!r} is not kept at {a.level} (tensors = {list(lv.tensors)})")
+        if not a.condition_on:
+            raise HardwareSpecError(f"{p}.condition_on: must name at least one tensor")
+        key = (a.level, a.target)
+        if key in seen:
+            raise HardwareSpecError(f"{p}: a second action for {a.target or 'the MACs'} at {a.level}; give one")
+        seen.add(key)
+    seen = set()
+    for i, f in enumerate(spec.sparse.format):
+        p = f"sparse.format[{i}]"
+        if f.level not in levels:
+            raise HardwareSpecError(f"{p}.level: {f.level!r} is not a memory level {levels}")
+        lv = spec.memory[levels.index(f.level)]
+        if f.tensor not in lv.tensors:
+            raise HardwareSpecError(f"{p}.tensor: {f.tensor!r} is not kept at {f.level} (tensors = {list(lv.tensors)})")
+        if f.tensor == "outputs":
+            raise HardwareSpecError(f"{p}.tensor: the written tensor (outputs) is stored dense; compress an operand")
+        if spec.weight_format.kind != "dense" and f.tensor == "weights":
+            raise HardwareSpecError(f"{p}: weights are already compressed by weight_format.kind = "
+                                    f"{spec.weight_format.kind!r}; use one of the two")
+        if (f.level, f.tensor) in seen:
+            raise HardwareSpecError(f"{p}: a second format for {f.tensor} at {f.level}; give one")
+        seen.add((f.level, f.tensor))
 
 
 def list_presets() -> list[str]:

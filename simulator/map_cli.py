@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from simulator.access import Evaluation, evaluate
+from simulator.access import SPACE_NAME, Evaluation, evaluate
 from simulator.hardware import load_hardware
 from simulator.mapper import map_layer
 from simulator.nest import PASSES, MappingError, Problem, load_mapping
+from simulator.sparse_features import Joint, joint_fractions, nest_masks, resolve
 
 CONV_KEYS = ("N", "G", "M", "C", "P", "Q", "R", "S", "stride", "dilation")
 GEMM_KEYS = ("M", "N", "K")
@@ -100,27 +101,88 @@ def _layer_jobs(args) -> list[tuple[str, dict, tuple[int, ...], float | None]]:
     return jobs
 
 
+def _load_mask(path_text: str, flag: str) -> np.ndarray:
+    path = Path(path_text)
+    if not path.is_file():
+        raise MappingError(f"{flag} {path}: not found")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise MappingError(f"{flag} {path}: not a numpy .npy array ({exc})") from None
+
+
+def _check_density(flag: str, value: float | None) -> float | None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise MappingError(f"{flag} {value}: must be in [0, 1]")
+    return None if value is None else float(value)
+
+
 def _density(args, shape: tuple[int, ...], layer_density: float | None) -> float | None:
     if args.weight_density is not None:
-        if not 0.0 <= args.weight_density <= 1.0:
-            raise MappingError(f"--weight-density {args.weight_density}: must be in [0, 1]")
-        return float(args.weight_density)
+        return _check_density("--weight-density", args.weight_density)
     if args.weight_mask is not None:
         if not args.layer:
             raise MappingError("--weight-mask needs --layer (one mask for one layer)")
-        path = Path(args.weight_mask)
-        if not path.is_file():
-            raise MappingError(f"--weight-mask {path}: not found")
-        try:
-            mask = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise MappingError(f"--weight-mask {path}: not a numpy .npy array ({exc})") from None
+        mask = _load_mask(args.weight_mask, "--weight-mask")
         want = tuple(shape)
         if tuple(mask.shape) != want:
-            raise MappingError(f"--weight-mask {path}: shape {tuple(mask.shape)} does not match the layer's "
+            raise MappingError(f"--weight-mask {args.weight_mask}: shape {tuple(mask.shape)} does not match the layer's "
                                f"weight shape {want}")
         return float(np.count_nonzero(mask)) / mask.size
     return layer_density
+
+
+# index spaces whose zeros are operand sparsity in each pass (the written tensor is not: dX in
+# backward_data, Y in forward); the W space of backward_weight is the sampled weight gradient
+OPERAND_NAME = {"W": "weights", "I": "activations", "O": "gradients"}   # index space -> operand, for reports
+PASS_SPACES = {"forward": ("W", "I"), "backward_data": ("W", "O"), "backward_weight": ("W", "I", "O")}
+
+
+class OperandSparsity:
+    """The operand options of `rigl-hw map` (--input-density/--input-mask, --grad-density/--grad-mask, with
+    the weight's): per pass the densities by index space and, with mask files, the exact joint fractions."""
+
+    def __init__(self, args):
+        self.d_in = _check_density("--input-density", getattr(args, "input_density", None))
+        self.d_grad = _check_density("--grad-density", getattr(args, "grad_density", None))
+        self.in_mask = self.grad_mask = self.w_mask = None
+        for flag, attr, mine in (("--input-mask", "input_mask", "in_mask"), ("--grad-mask", "grad_mask", "grad_mask")):
+            if getattr(args, attr, None) is not None:
+                if not args.layer:
+                    raise MappingError(f"{flag} needs --layer (one mask for one layer)")
+                setattr(self, mine, _load_mask(getattr(args, attr), flag))
+        if self.in_mask is not None:
+            self.d_in = float(np.count_nonzero(self.in_mask)) / max(1, self.in_mask.size)
+        if self.grad_mask is not None:
+            self.d_grad = float(np.count_nonzero(self.grad_mask)) / max(1, self.grad_mask.size)
+        if args.weight_mask is not None and args.layer:
+            self.w_mask = _load_mask(args.weight_mask, "--weight-mask")
+        self.args = args
+        self._masks: dict = {}
+
+    @property
+    def real(self) -> bool:
+        return self.in_mask is not None or self.grad_mask is not None
+
+    def densities(self, pass_name: str, d_w: float | None) -> dict:
+        by = {"W": d_w, "I": self.d_in, "O": self.d_grad}
+        return {SPACE_NAME[sp]: by[sp] for sp in PASS_SPACES[pass_name] if by[sp] is not None}
+
+    def joint(self, problem: Problem, dens: dict) -> Joint | None:
+        """Exact joint fractions of this pass's operand masks (None without activation/gradient masks)."""
+        if not self.real:
+            return None
+        key = problem.shape_key()[:3]
+        masks = self._masks.get(key)
+        if masks is None:
+            try:
+                masks = nest_masks(problem, weights=self.w_mask, inputs=self.in_mask, grads=self.grad_mask)
+            except ValueError as exc:
+                flag = "--input-mask" if "input" in str(exc) else "--grad-mask" if "gradient" in str(exc) else "--weight-mask"
+                raise MappingError(f"{flag}: {exc}") from None
+            self._masks[key] = masks
+        use = {sp: m for sp, m in masks.items() if sp in PASS_SPACES[problem.pass_name]}
+        return Joint(dens, joint_fractions(problem, use))
 
 
 def _row(name: str, ev: Evaluation) -> dict[str, Any]:
@@ -160,19 +222,26 @@ def run_map(args) -> int:
             raise MappingError("--mapping evaluates one layer: give it with --layer")
         mapping = load_mapping(args.mapping)
     jobs = _layer_jobs(args)
+    ops = OperandSparsity(args)
     rows, texts, evaluated, t0 = [], [], 0, time.perf_counter()
     for name, kw, shape, layer_density in jobs:
         d = _density(args, shape, layer_density)
-        dens = {} if d is None else {"weights": d}
         for pname in passes:
             problem = Problem(**kw, pass_name=pname, name=name)
+            dens = ops.densities(pname, d)
+            joint = ops.joint(problem, dens)
             if mapping is not None:
-                ev = evaluate(problem, hw, mapping, densities=dens)
+                ev = evaluate(problem, hw, mapping, densities=dens, joint=joint)
             else:
                 res = map_layer(problem, hw, args.objective, densities=dens)
                 evaluated += res.evaluated
-                ev = res.evaluation
-            rows.append(_row(name, ev))
+                ev = res.evaluation if joint is None else evaluate(problem, hw, res.mapping, densities=dens, joint=joint)
+            row = _row(name, ev)
+            exploited = resolve(hw, problem).exploited
+            row["operand_densities"] = dens
+            row["exploited"] = sorted(OPERAND_NAME[sp] for sp in exploited if SPACE_NAME[sp] in dens)
+            row["density_mode"] = "real" if joint is not None else "statistical"
+            rows.append(row)
             if not args.json:
                 texts.append(format_evaluation(name, ev))
     seconds = time.perf_counter() - t0

@@ -29,6 +29,10 @@ from simulator.dataflow import MaskCounts, expected_ceil_max_binom, nm_conforms
 from simulator.kernels import _lockstep_max_sum
 from simulator.mapper import OBJECTIVES, map_layer
 from simulator.nest import Mapping, Problem
+from simulator.sparse_features import SPACE_NAME, Joint, effective_sparsity, resolve
+
+# index spaces of each pass's operands other than the weights (the written tensor is never one)
+PASS_OPERANDS = {"forward": ("I",), "backward_data": ("O",), "backward_weight": ("I", "O")}
 from simulator.tiles import loop_strides, tile_extents
 
 MAPPINGS = ("per-layer", "per-snapshot", "fixed")
@@ -138,6 +142,29 @@ class MappedModel:
         self._problems: dict = {}
         self._fracs: dict = {}     # (layer, pass) -> (packed mask, PeSlices, lockstep fraction)
         self._rows: dict = {}      # (layer, pass, dense_dw) -> (packed mask or None, density, row)
+        # layer -> {"I": input-activation density, "O": output-gradient density} (a trace's operand
+        # sparsity, rigl_hw.trace_operands); used in the passes and index spaces the spec exploits
+        self.operand_densities: dict = {}
+
+    def densities(self, spec, pass_name: str, d: float) -> dict:
+        """Densities by index space for this pass: the weight density plus the trace's activation /
+        gradient densities where the hardware exploits them (resolve(...).exploited)."""
+        dens = {"weights": d} if d < 1 else {}
+        od = self.operand_densities.get(spec.name)
+        if od:
+            ex = resolve(self.hw, self.problem(spec, pass_name)).exploited
+            for sp in PASS_OPERANDS[pass_name]:
+                v = od.get(sp)
+                if v is not None and sp in ex and v < 1.0:
+                    dens[SPACE_NAME[sp]] = float(v)
+        return dens
+
+    def exploited(self, spec, pass_name: str) -> list[str]:
+        """Operands (weights / activations / gradients) whose zeros this pass of `spec` exploits here."""
+        names = {"W": "weights", "I": "activations", "O": "gradients"}
+        ex = resolve(self.hw, self.problem(spec, pass_name)).exploited
+        have = {"W"} | set(self.operand_densities.get(spec.name, {}))
+        return sorted(names[sp] for sp in ex & have if sp == "W" or sp in PASS_OPERANDS[pass_name])
 
     def problem(self, spec, pass_name: str) -> Problem:
         key = (spec.name, pass_name)
@@ -155,7 +182,7 @@ class MappedModel:
             return hit[1], hit[2]
         self.lookups += 1
         prob = self.problem(spec, pass_name)
-        res = map_layer(prob, self.hw, self.objective, densities={"weights": density} if density < 1 else None,
+        res = map_layer(prob, self.hw, self.objective, densities=self.densities(spec, pass_name, density) or None,
                         use_cache=self.use_cache)
         if not res.cached:
             self.searches += 1
@@ -177,12 +204,17 @@ class MappedModel:
             if len(self._evals) > 4096:
                 self._evals.clear()
             ev = evaluate(self.problem(spec, pass_name), self.hw, mapping,
-                          densities={"weights": d} if d < 1 else None, check=False)
+                          densities=self.densities(spec, pass_name, d) or None, check=False)
             self._evals[ekey] = ev
-        sp = self.hw.sparsity
+        sp = effective_sparsity(self.hw)
         if sp.mode != "skip" or "weights" not in sp.operands or d >= 1.0:
             return ev
-        base = d   # access.py's cycle fraction (only the weight density is passed)
+        dens = self.densities(spec, pass_name, d)
+        base = d   # access.py's cycle fraction from the weight density ...
+        other = 1.0
+        if len(dens) > 1:   # ... times the activation / gradient operands' (independent) share
+            prob = self.problem(spec, pass_name)
+            other = resolve(self.hw, prob).compute_fractions(Joint(dens))[1] / d
         if sp.nm is not None:
             ok = (counts is not None and self.mode == "real" and _SPARSE[pass_name] != "output"
                   and nm_conforms(counts, sp.nm, "weight"))
@@ -197,7 +229,7 @@ class MappedModel:
                 self._fracs[fkey] = (counts.packed, sl, frac)
         else:
             frac = expected_lockstep_fraction(d, sl)
-        return with_cycle_fraction(ev, self.hw, frac, base)
+        return with_cycle_fraction(ev, self.hw, frac * other, base * other)
 
     def row(self, spec, pass_name: str, counts: MaskCounts | None, density: float, weight_bytes: float,
             dense_dw: bool = False) -> tuple:
@@ -219,7 +251,7 @@ class MappedModel:
              dense_dw: bool) -> tuple:
         ev = self.evaluation(spec, pass_name, counts, density, dense_dw)
         hw = self.hw
-        mode = hw.sparsity.mode
+        mode = effective_sparsity(hw).mode
         d = 1.0 if dense_dw else (counts.density if counts is not None else float(density))
         eff = float(ev.macs) * d                      # useful MACs (nonzero weight), as in the fixed model
         issued = float(ev.macs) if mode == "none" else float(ev.effectual_macs)

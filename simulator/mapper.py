@@ -24,8 +24,9 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from simulator.access import (Evaluation, _sparse, accumulator_bits, evaluate, fanout_limits, metadata_bits_per_element,
+from simulator.access import (Evaluation, _sparse, accumulator_bits, evaluate, fanout_limits, stored_words,
                               SPACE_NAME)
+from simulator.sparse_features import Joint
 from simulator.nest import DIMS, ROLES, LevelMapping, Mapping, MappingError, Problem, SPACE_DIMS
 from simulator.tiles import tile_points
 
@@ -81,6 +82,7 @@ class _Space:
 
     def __init__(self, problem: Problem, hw, densities: dict):
         self.p, self.hw, self.dens = problem, hw, densities
+        self.joint = Joint(densities)
         self.n = len(hw.memory)
         self.hwl = [hw.memory[self.n - 1 - i] for i in range(self.n)]
         self.names = [lv.name for lv in self.hwl]
@@ -131,14 +133,7 @@ class _Space:
         cap = lv.size_bytes * 8 / (2 if lv.double_buffer else 1)
         used = 0.0
         for role in keep:
-            space = p.space_of(role)
-            pts = tile_points(p, ext, space)
-            d = self.dens.get(SPACE_NAME[space], 1.0)
-            if space == "W" and role != "outputs" and hw.weight_format.kind != "dense" and d < 1.0:
-                mb = metadata_bits_per_element(hw, d, ext["C"] * ext["R"] * ext["S"])
-                words = math.ceil(pts * d) + math.ceil(pts * mb / hw.word_bits(h))
-            else:
-                words = pts
+            words = stored_words(p, hw, i, role, ext, self.joint)
             bits = words * (accumulator_bits(hw) if role == "outputs" else hw.word_bits(h))
             part = (lv.partition_bytes or {}).get(role)
             if part is not None:
@@ -571,6 +566,14 @@ def _search_temporal(space: _Space, sp: dict, objective: str, exhaustive: bool, 
         allowed = [d for d in DIMS if d in space.allowed_temporal(i) and rem[d] > 1]
         return {d: rem[d] for d in space.full(i) if d in allowed}
 
+    def outer_can_hold(i, ext):
+        """Every outer on-chip level whose keeps are fixed ([mapspace] keep) can hold this tile."""
+        for j in range(1, i):
+            ms = space.ms[j]
+            if ms is not None and ms.keep is not None and not space.fits(j, ext, tuple(ms.keep)):
+                return False
+        return True
+
     states = [({}, {}, {})]
     for i in range(n - 1, 0, -1):
         nxt = []
@@ -581,6 +584,8 @@ def _search_temporal(space: _Space, sp: dict, objective: str, exhaustive: bool, 
                     inner[d] *= b
             for keep in space.keep_candidates(i, False):
                 for f in space.tile_candidates(i, inner, remaining(temporal), False, tile_k, keep):
+                    if not outer_can_hold(i, ext_at(i, {**temporal, i: f})):
+                        continue
                     for o in space.orders(i, list(f), False):
                         t2, o2, k2 = {**temporal, i: f}, {**orders, i: o}, {**keeps, i: keep}
                         out = run(t2, o2, k2)

@@ -45,6 +45,23 @@ class TraceSimulation:
     mapping: str = "per-layer"          # engine mapping mode (per-layer | per-snapshot | fixed)
     objective: str = "latency"          # the mapper's objective (unused by mapping "fixed")
     searches: int = 0                   # mapper searches run (cache misses)
+    _model: Any = None                  # the MappedModel (None for mapping "fixed")
+
+    def operands_exploited(self) -> dict[str, list[str]]:
+        """Per pass, the operands whose zeros the simulation used: weights always where the hardware
+        skips or gates them, activations / gradients where the trace records them (format v2) and the
+        hardware exploits them (the mapping-driven model; "fixed" uses weights only)."""
+        from simulator.nest import PASSES
+
+        model = self._model
+        out: dict[str, set] = {p: set() for p in PASSES}
+        for s in self.trace.specs:
+            for p in PASSES:
+                if model is not None:
+                    out[p] |= set(model.exploited(s, p))
+                elif self.hardware.skips or self.hardware.sparsity.mode == "gate":
+                    out[p].add("weights")
+        return {p: sorted(v) for p, v in out.items()}
 
     @property
     def masks_label(self) -> str:
@@ -71,6 +88,7 @@ class TraceSimulation:
             "mapping": self.mapping,
             "objective": self.objective if self.mapping != "fixed" else None,
             "mapper_searches": self.searches,
+            "operands_exploited": self.operands_exploited(),
             "totals": {"cycles": self.run.cycles, "time_s": self.run.time_s, "energy_j": self.run.energy_j},
             "per_step": {"normal": self.run.per_step("normal"), "update": self.run.per_step("update")},
             "stall_share": stall_share(self.run.table),
@@ -229,6 +247,21 @@ def run_fanned(items: Iterator[T], workers: Sequence[Any], depth: int = 2) -> li
     return results
 
 
+def operand_densities(trace: Trace) -> dict[str, dict[str, float]]:
+    """layer -> {"I": input-activation density, "O": output-gradient density} pooled over the whole run
+    (trace format v2, rigl_hw.trace_operands); {} for a version-1 trace or one without operand counts."""
+    ops = getattr(trace, "operands", None)
+    if ops is None or not ops.has_densities:
+        return {}
+    d_in, d_g = ops.mean_density("input"), ops.mean_density("grad")
+    out = {}
+    for i, s in enumerate(trace.specs):
+        row = {sp: float(v[i]) for sp, v in (("I", d_in), ("O", d_g)) if np.isfinite(v[i])}
+        if row:
+            out[s.name] = row
+    return out
+
+
 def simulate_trace(trace_dir: str | os.PathLike, hardware: str | os.PathLike | HardwareSpec,
                    mode: str = "real", progress: bool = False, baseline: str | None = None,
                    mapping: str = "per-layer", objective: str = "latency") -> TraceSimulation:
@@ -269,6 +302,10 @@ def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.P
 
     models = {id(hw): None if mapping == "fixed" else MappedModel(hw, trace.batch_size, mapping, objective, mode)
               for hw in hws}
+    op_dens = operand_densities(trace)
+    for m in models.values():
+        if m is not None:
+            m.operand_densities = op_dens
 
     def run_on(hw: HardwareSpec):
         def run(snaps) -> RunResult:
@@ -308,7 +345,7 @@ def compare_hardware(trace_dir: str | os.PathLike, hardware: Sequence[str | os.P
         dense = dense_baseline_run(trace, hw, mapping=mapping, objective=objective) if baseline == "dense" else None
         label = None if isinstance(h, HardwareSpec) else str(h)
         sims.append(TraceSimulation(trace, hw, mode, run, step, last[0] if mode == "real" else None, dense, label,
-                                    mapping, objective, model.searches if model is not None else 0))
+                                    mapping, objective, model.searches if model is not None else 0, model))
     return sims
 
 

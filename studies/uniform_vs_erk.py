@@ -270,7 +270,7 @@ def _write(out: Path, cfg: Config, flops_rows: list[dict], sim_rows: list[dict],
 
     with plot_style():
         figs = uniform_vs_erk_plots.plots(out, cfg, T)
-    skips = {p: hardware(p).sparsity.mode == "skip" for p in cfg.presets}
+    skips = {p: hardware(p).skips for p in cfg.presets}
     R, S = T["erk_vs_uniform"], T["sim"]
     head = R[R.sparsity.isin(cfg.headline)]
     wide = head.pivot_table(index=["model", "sparsity"], columns="preset",

@@ -102,3 +102,72 @@ def test_model_with_distribution_maps_every_layer(capsys):
     assert [r["name"] for r in out["layers"]] == [s.name for s in specs]
     assert all(r["effectual_macs"] < r["macs"] for r in out["layers"])
     assert out["totals"]["cycles"] == pytest.approx(sum(r["cycles"] for r in out["layers"]))
+
+
+# --- operand sparsity (issue 11) -------------------------------------------------------------------
+def _op_masks(tmp_path):
+    rng = np.random.default_rng(11)
+    w = rng.random((16, 16, 3, 3)) < 0.4
+    a = rng.random((2, 16, 6, 6)) < 0.6
+    a[:, 3] = False                                   # a dead channel: correlated zeros
+    g = rng.random((2, 16, 6, 6)) < 0.3
+    paths = {}
+    for k, v in (("w", w), ("a", a), ("g", g)):
+        paths[k] = tmp_path / f"{k}.npy"
+        np.save(paths[k], v)
+    return w, a, g, paths
+
+
+def test_input_and_grad_masks_give_the_exact_pair_count_on_the_eyeriss_v2_pe(tmp_path, capsys):
+    from simulator.nest import Problem
+    from simulator.sparse_features import joint_count_naive, nest_masks
+
+    w, a, g, paths = _op_masks(tmp_path)
+    layer = "conv N=2 C=16 M=16 R=3 S=3 P=6 Q=6"
+    assert main(["map", "--hardware", "eyeriss-v2-pe", "--layer", layer, "--pass", "all", "--weight-mask",
+                 str(paths["w"]), "--input-mask", str(paths["a"]), "--grad-mask", str(paths["g"]), "--json"]) == 0
+    rows = {r["pass"]: r for r in json.loads(capsys.readouterr().out)["layers"]}
+    for pname, spaces in (("forward", "WI"), ("backward_data", "WO"), ("backward_weight", "WIO")):
+        p = Problem(N=2, C=16, M=16, R=3, S=3, P=6, Q=6, pass_name=pname)
+        masks = nest_masks(p, weights=w, inputs=a, grads=g)
+        exploited = {"W": "weights", "I": "activations", "O": "gradients"}
+        want_on = {"forward": "WI", "backward_data": "WO", "backward_weight": "IO"}[pname]  # the PE's roles
+        assert rows[pname]["cycles"] == joint_count_naive(p, masks, want_on), pname
+        assert rows[pname]["density_mode"] == "real"
+        assert set(rows[pname]["exploited"]) == {exploited[s] for s in want_on}
+        assert set(spaces) >= set(want_on)
+
+
+def test_statistical_operand_densities_multiply(capsys):
+    layer = "conv N=1 C=16 M=16 P=6 Q=6"
+    assert main(["map", "--hardware", "eyeriss-v2-pe", "--layer", layer, "--weight-density", "0.5",
+                 "--input-density", "0.4", "--grad-density", "0.25", "--pass", "all", "--json"]) == 0
+    rows = {r["pass"]: r for r in json.loads(capsys.readouterr().out)["layers"]}
+    macs = 16 * 16 * 36
+    assert rows["forward"]["cycles"] == pytest.approx(macs * 0.5 * 0.4)
+    assert rows["backward_data"]["cycles"] == pytest.approx(macs * 0.5 * 0.25)
+    assert rows["backward_weight"]["cycles"] == pytest.approx(macs * 0.4 * 0.25)
+    # a weight-only skipping array ignores the activation density
+    assert main(["map", "--hardware", "skip-bitmask-32x32", "--layer", layer, "--weight-density", "0.5", "--json"]) == 0
+    a = json.loads(capsys.readouterr().out)["layers"][0]
+    assert main(["map", "--hardware", "skip-bitmask-32x32", "--layer", layer, "--weight-density", "0.5",
+                 "--input-density", "0.4", "--json"]) == 0
+    b = json.loads(capsys.readouterr().out)["layers"][0]
+    assert a["cycles"] == b["cycles"] and b["exploited"] == ["weights"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--input-density", "1.5"], "--input-density 1.5: must be in [0, 1]"),
+    (["--grad-density", "-0.1"], "--grad-density -0.1: must be in [0, 1]"),
+    (["--input-mask", "BAD_A"], "--input-mask: input mask shape (2, 15, 6, 6) must be (N, 16, H, W)"),
+    (["--grad-mask", "BAD_G"], "--grad-mask: output-gradient mask shape (2, 16, 5, 6) must be (N, 16, 6, 6)"),
+    (["--input-mask", "MISSING"], "not found"),
+])
+def test_operand_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, message):
+    np.save(tmp_path / "bad_a.npy", np.ones((2, 15, 6, 6), dtype=bool))
+    np.save(tmp_path / "bad_g.npy", np.ones((2, 16, 5, 6), dtype=bool))
+    sub = {"BAD_A": str(tmp_path / "bad_a.npy"), "BAD_G": str(tmp_path / "bad_g.npy"), "MISSING": str(tmp_path / "x.npy")}
+    extra = [sub.get(x, x) for x in extra]
+    assert main(["map", "--hardware", "eyeriss-v2-pe", "--layer", "conv N=2 C=16 M=16 R=3 S=3 P=6 Q=6", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err

@@ -118,7 +118,10 @@ def test_hardware_list_and_show(capsys):
         assert name in text
     assert main(["hardware", "show", "eyeriss-v2-pe", "--json"]) == 0
     spec = json.loads(capsys.readouterr().out)
-    assert spec["pe_array"]["rows"] == 1 and "activations" in spec["sparsity"]["operands"]
+    compute = [a for a in spec["sparse"]["action"] if a["level"] == "compute"]
+    assert spec["pe_array"]["rows"] == 1 and compute[0]["kind"] == "skip"
+    assert set(compute[0]["condition_on"]) == {"weights", "inputs"}
+    assert any("skip weights at weight_spad conditioned on inputs" in x for x in spec["sparse_features"])
 
 
 def test_prefetched_keeps_order_raises_producer_errors_and_stops_early():
