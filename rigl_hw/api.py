@@ -5,10 +5,13 @@
     api.train(out=..., **settings)                  -> TrainRun           (rigl-hw train)
     api.read_trace(path)                            -> TraceInfo          (a trace directory)
     api.simulate(trace_or_onnx, hardware, ...)      -> SimulationResult   (rigl-hw simulate)
+    api.map_layer(layer, hardware, ...)             -> MapResult          (rigl-hw map --layer)
+    api.map_model(model, hardware, ...)             -> MapResult          (rigl-hw map --model)
     api.export(checkpoint_or_model, out, ...)       -> ExportResult       (rigl-hw export)
 
 Argument names are the CLI's option names with dashes as underscores (`--delta-t` -> `delta_t`,
-`--batch-size` -> `batch_size`). `model` is a zoo name, "package.module:factory" (with
+`--mapping-file` -> `mapping_file`; `--pass` is `pass_name`, a Python keyword otherwise). `train`
+takes TrainConfig fields: `--batch` is `batch_size` there (`batch` is accepted too). `model` is a zoo name, "package.module:factory" (with
 `input_shape`) or an ONNX path wherever the CLI accepts one. Bad input raises the same one-line
 errors (ValueError subclasses) the CLI prints. Importing this module does not import torch; `train`
 and `export` do.
@@ -21,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["flops", "train", "read_trace", "simulate", "export",
-           "FlopsResult", "TrainRun", "TraceInfo", "SimulationResult", "ExportResult"]
+__all__ = ["flops", "train", "read_trace", "simulate", "map_layer", "map_model", "export",
+           "FlopsResult", "TrainRun", "TraceInfo", "SimulationResult", "MapResult", "ExportResult"]
 
 
 # ------------------------------------------------------------------------------------------- flops
@@ -100,11 +103,15 @@ class TrainRun:
 
 def train(out: str | os.PathLike, *, resume: bool = False, **settings: Any) -> TrainRun:
     """Train one run into `out`; settings are TrainConfig fields (the CLI's options: model, dataset, method,
-    distribution, sparsity, steps, batch_size, delta_t, device, bf16, input_shape, ...). resume=True
+    distribution, sparsity, steps, batch_size (or batch), delta_t, device, bf16, input_shape, ...). resume=True
     continues the run in `out` (settings then default to the checkpoint's)."""
     from .train import train as _train
     from .train_config import TrainConfig
 
+    if "batch" in settings:                     # the CLI's spelling (`--batch`) of TrainConfig.batch_size
+        if "batch_size" in settings:
+            raise ValueError("give batch or batch_size, not both (they are the same setting)")
+        settings["batch_size"] = settings.pop("batch")
     if resume:
         from .checkpoint import load_checkpoint
 
@@ -200,6 +207,77 @@ def simulate(source: str | os.PathLike, hardware: str | os.PathLike, *, mode: st
     s = simulate_trace(source, hardware, mode=mode)
     return SimulationResult(hardware=s.hardware.name, mode=mode, cycles=s.run.cycles, time_s=s.run.time_s,
                             energy_j=s.run.energy_j, summary=s.summary(), table=s.run.table)
+
+
+# ------------------------------------------------------------------------------------------- map
+@dataclass(frozen=True)
+class MapResult:
+    """`rigl-hw map`: the best (or the given) mapping of every (layer, pass). Totals over them: cycles,
+    seconds at the hardware's clock, joules; `layers` the CLI's JSON rows (loop nest in "mapping"),
+    `report` the simulator's MapReport (Evaluation objects; `format()` prints what the CLI prints)."""
+
+    hardware: str
+    objective: str
+    cycles: float
+    time_s: float
+    energy_j: float
+    mappings_evaluated: int
+    seconds: float                 # wall time of the search
+    layers: list[dict[str, Any]] = field(repr=False)
+    report: Any = field(repr=False)
+
+    def to_pandas(self):
+        """One row per (layer, pass): name, pass, cycles, compute_cycles, time_s, energy_pj, macs,
+        effectual_macs, utilization, bottleneck, and read/write bytes and energy (pJ) per memory level."""
+        import pandas as pd
+
+        rows = []
+        for r in self.layers:
+            row = {k: v for k, v in r.items() if k not in ("levels", "mapping")}
+            row["time_s"] = r["cycles"] / self.report.clock_hz
+            for level, v in r["levels"].items():
+                row.update({f"{level}_{k}": x for k, x in v.items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def format(self) -> str:
+        """The Timeloop-style loop nest and per-level table of every (layer, pass), as `rigl-hw map` prints."""
+        from simulator.map_cli import format_evaluation
+
+        return "\n\n".join(format_evaluation(name, ev) for name, ev in self.report.evaluations)
+
+
+def _map(**request: Any) -> MapResult:
+    from simulator.map_cli import MapRequest, map_request
+
+    rep = map_request(MapRequest(**request))
+    t = rep.totals
+    return MapResult(hardware=rep.hardware, objective=rep.objective, cycles=float(t["cycles"]),
+                     time_s=float(t["cycles"]) / rep.clock_hz, energy_j=float(t["energy_pj"]) * 1e-12,
+                     mappings_evaluated=rep.mappings_evaluated, seconds=rep.seconds, layers=rep.rows, report=rep)
+
+
+def map_layer(layer: str, hardware: str | os.PathLike, *, pass_name: str = "forward", batch: int | None = None,
+              objective: str = "latency", weight_density: float | None = None,
+              weight_mask: str | os.PathLike | None = None, mapping_file: str | os.PathLike | None = None) -> MapResult:
+    """Map one layer, "conv N=16 C=64 M=64 R=3 S=3 P=56 Q=56 stride=1" or "gemm M=512 N=512 K=512", on
+    `hardware` (preset name or TOML); pass_name: forward | backward_data | backward_weight | all;
+    weight_mask: a .npy file of the weight's shape; mapping_file: evaluate that mapping, no search."""
+    return _map(hardware=str(hardware), layer=layer, pass_name=pass_name, batch=batch, objective=objective,
+                weight_density=weight_density, weight_mask=None if weight_mask is None else str(weight_mask),
+                mapping_file=None if mapping_file is None else str(mapping_file))
+
+
+def map_model(model: str, hardware: str | os.PathLike, *, distribution: str | None = None,
+              sparsity: float | None = None, width: float = 1.0, input_shape: Sequence[int] | str | None = None,
+              pass_name: str = "forward", batch: int | None = None, objective: str = "latency",
+              weight_density: float | None = None) -> MapResult:
+    """Map every sparsifiable layer of `model` (zoo name, "package.module:factory" with input_shape, or
+    FILE.onnx) at `batch` samples (default 1); distribution + sparsity give per-layer weight densities,
+    weight_density one density for all layers (default: dense)."""
+    return _map(hardware=str(hardware), model=model, distribution=distribution, sparsity=sparsity, width=width,
+                input_shape=input_shape, pass_name=pass_name, batch=batch, objective=objective,
+                weight_density=weight_density)
 
 
 # ------------------------------------------------------------------------------------------- export

@@ -302,7 +302,7 @@ class BatchStream:
     def __init__(self, data: Dataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         if batch_size > data.n_train:
             raise DataError(f"batch size {batch_size} is larger than the {data.n_train} training samples of "
-                            f"{data.name}; lower --batch-size")
+                            f"{data.name}; lower --batch")
         if batch_size % world_size:
             raise DataError(f"batch size {batch_size} is not divisible by the {world_size} DDP processes")
         self.data = data

@@ -186,8 +186,18 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_demo(out_dir: str, steps: int | None = None) -> int:
-    """Run all four stages into `out_dir`; print the report; 0 on success."""
+def demo_summary(out: Path, flops_rows: list[dict], runs: list[DemoRun], sim_rows: list[dict],
+                 exported: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The demo's results as one JSON-ready object (`rigl-hw demo --json`): the same figures as report.md."""
+    return {"out": str(out), "report": str(out / "report.md"), "seconds": seconds, "flops": flops_rows,
+            "runs": [{"method": r.method, "run_dir": str(r.run_dir), "accuracy": r.accuracy, "nonzeros": r.nonzeros,
+                      "seconds": r.seconds} for r in runs],
+            "simulation": sim_rows, "export": exported, "verified": bool(exported["verified"])}
+
+
+def run_demo(out_dir: str, steps: int | None = None, as_json: bool = False) -> int:
+    """Run all four stages into `out_dir`; print the report (as_json: `demo_summary` as one JSON object
+    instead); 0 on success."""
     from studies.common import write_text
 
     out = Path(out_dir)
@@ -213,6 +223,13 @@ def run_demo(out_dir: str, steps: int | None = None) -> int:
     exported = export_run(rigl, out)
     report = demo_report(flops_rows, runs, sim_rows, exported, plots)
     write_text(out / "report.md", report)
-    sys.stdout.write(report)
-    _say(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
+    seconds = time.perf_counter() - t0
+    if as_json:
+        import json
+
+        print(json.dumps(demo_summary(out, flops_rows, runs, sim_rows, exported, seconds),
+                         default=lambda o: o.item() if hasattr(o, "item") else str(o)))  # numpy scalars, Paths
+    else:
+        sys.stdout.write(report)
+    _say(f"done in {seconds:.0f} s; report: {out / 'report.md'}")
     return 0 if exported["verified"] else 1

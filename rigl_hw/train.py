@@ -508,12 +508,12 @@ def _kept(run_dir: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m rigl_hw.train ...` (and under torchrun): the arguments of `rigl-hw train`."""
-    from .train_cli import main as cli_main
+    from .cli.train import main as cli_main
 
     return cli_main(argv)
 
 
 if __name__ == "__main__":
-    from rigl_hw.train_cli import main as _main
+    from rigl_hw.cli.train import main as _main
 
     sys.exit(_main())

@@ -1,14 +1,17 @@
-"""`rigl-hw map`: the mapper on the command line (argument parsing lives in rigl_hw/cli.py).
+"""`rigl-hw map` and `rigl_hw.api.map_layer/map_model`: the mapper over a layer or a model's layers.
 
 Layers come from `--layer "conv N=16 C=64 M=64 R=3 S=3 P=56 Q=56 stride=1"`, `--layer "gemm M=512 N=512
-K=512"` or a zoo `--model`; every (layer, pass) is searched (or evaluated under `--mapping`) and
-printed as a Timeloop-style loop nest with a per-level table, or as one JSON object (`--json`).
+K=512"` or `--model` (zoo name, package.module:factory with `--input-shape`, or FILE.onnx); every
+(layer, pass) is searched (or evaluated under `--mapping-file`). `map_request(MapRequest)` does the
+work and returns a `MapReport`; `run_map(args)` prints it as a Timeloop-style loop nest with a
+per-level table, or as one JSON object (`--json`). Argument parsing lives in rigl_hw/cli/map.py.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,75 @@ from simulator.hardware import load_hardware
 from simulator.mapper import map_layer
 from simulator.nest import PASSES, MappingError, Problem, load_mapping
 from simulator.sparse_features import Joint, joint_fractions, nest_masks, resolve
+
+@dataclass(frozen=True)
+class MapRequest:
+    """What to map: one `layer` (the --layer text) or every layer of `model`, on `hardware` (preset name or
+    TOML path); field names are the CLI's options (dashes as underscores, `--pass` -> pass_name)."""
+
+    hardware: str
+    layer: str | None = None
+    model: str | None = None
+    width: float = 1.0
+    input_shape: Any = None                 # per-sample shape of a module:factory model ("C,H,W" or a tuple)
+    distribution: str | None = None         # with sparsity: per-layer weight densities of --model
+    sparsity: float | None = None
+    pass_name: str = "forward"              # forward | backward_data | backward_weight | all
+    batch: int | None = None                # N (default: the layer's N, else 1)
+    objective: str = "latency"              # latency | energy | edp
+    weight_density: float | None = None     # statistical weight density in [0, 1]
+    weight_mask: str | None = None          # .npy mask of --layer's weight shape
+    mapping_file: str | None = None         # mapping TOML to evaluate instead of searching (--layer only)
+    input_density: float | None = None      # statistical input-activation density in [0, 1]
+    input_mask: str | None = None           # .npy input-activation mask (N, C, H, W) of --layer
+    grad_density: float | None = None       # statistical output-gradient density in [0, 1]
+    grad_mask: str | None = None            # .npy output-gradient mask (N, M, P, Q) of --layer
+
+    def __post_init__(self) -> None:
+        from rigl_hw.user_model import parse_input_shape
+
+        if (self.layer is None) == (self.model is None):
+            raise MappingError("give exactly one of --layer and --model")
+        if self.pass_name not in (*PASSES, "all"):
+            raise MappingError(f"--pass {self.pass_name!r}: use one of {', '.join(PASSES)} or all")
+        if self.weight_density is not None and self.weight_mask is not None:
+            raise MappingError("--weight-density and --weight-mask both set a weight density; give one")
+        object.__setattr__(self, "input_shape", parse_input_shape(self.input_shape))
+
+    @classmethod
+    def from_args(cls, args) -> "MapRequest":
+        """The request of parsed `rigl-hw map` arguments."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
+
+
+@dataclass(frozen=True)
+class MapReport:
+    """One evaluation per (layer, pass), in order; cycles per layer pass, energies in pJ."""
+
+    hardware: str
+    objective: str
+    clock_hz: float                          # the hardware's PE-array clock (cycles -> seconds)
+    given_mapping: bool                      # True: evaluated under the request's mapping, no search
+    evaluations: list[tuple[str, Evaluation]] = field(repr=False)
+    mappings_evaluated: int
+    seconds: float                           # wall time of the search / evaluation
+    operand_info: list[dict[str, Any]] = field(default_factory=list, repr=False)  # per evaluation: densities, exploited
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        info = self.operand_info or [{} for _ in self.evaluations]
+        return [{**_row(name, ev), **extra} for (name, ev), extra in zip(self.evaluations, info)]
+
+    @property
+    def totals(self) -> dict[str, float]:
+        return {"cycles": sum(ev.cycles for _, ev in self.evaluations),
+                "energy_pj": sum(ev.energy_pj for _, ev in self.evaluations)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `rigl-hw map --json` object."""
+        return {"hardware": self.hardware, "objective": self.objective, "layers": self.rows, "totals": self.totals,
+                "search": {"mappings_evaluated": self.mappings_evaluated, "seconds": self.seconds}}
+
 
 CONV_KEYS = ("N", "G", "M", "C", "P", "Q", "R", "S", "stride", "dilation")
 GEMM_KEYS = ("M", "N", "K")
@@ -88,10 +160,11 @@ def _layer_jobs(args) -> list[tuple[str, dict, tuple[int, ...], float | None]]:
     if args.distribution is not None or args.sparsity is not None:
         if args.distribution is None or args.sparsity is None:
             raise MappingError("--distribution and --sparsity go together")
-        specs, alloc = model_allocation(args.model, args.distribution, args.sparsity, args.width)
+        specs, alloc = model_allocation(args.model, args.distribution, args.sparsity, args.width,
+                                        input_shape=args.input_shape)
         dens = {n: z / p for n, z, p in zip(alloc.names, alloc.nonzeros, alloc.n_params)}
     else:
-        specs, dens = model_specs(args.model, args.width), {}
+        specs, dens = model_specs(args.model, args.width, input_shape=args.input_shape), {}
     jobs = []
     for s in specs:
         p = _P.from_layer(s, batch)
@@ -212,20 +285,20 @@ def format_evaluation(name: str, ev: Evaluation) -> str:
     return "\n".join(out)
 
 
-def run_map(args) -> int:
-    """Entry point of `rigl-hw map` (args from rigl_hw.cli)."""
-    hw = load_hardware(args.hardware)
-    passes = PASSES if args.pass_name == "all" else (args.pass_name,)
+def map_request(req: MapRequest) -> MapReport:
+    """Search (or, with req.mapping_file, evaluate) every (layer, pass) of the request."""
+    hw = load_hardware(req.hardware)
+    passes = PASSES if req.pass_name == "all" else (req.pass_name,)
     mapping = None
-    if args.mapping:
-        if not args.layer:
-            raise MappingError("--mapping evaluates one layer: give it with --layer")
-        mapping = load_mapping(args.mapping)
-    jobs = _layer_jobs(args)
-    ops = OperandSparsity(args)
-    rows, texts, evaluated, t0 = [], [], 0, time.perf_counter()
+    if req.mapping_file:
+        if not req.layer:
+            raise MappingError("--mapping-file evaluates one layer: give it with --layer")
+        mapping = load_mapping(req.mapping_file)
+    jobs = _layer_jobs(req)
+    ops = OperandSparsity(req)
+    evals, info, evaluated, t0 = [], [], 0, time.perf_counter()
     for name, kw, shape, layer_density in jobs:
-        d = _density(args, shape, layer_density)
+        d = _density(req, shape, layer_density)
         for pname in passes:
             problem = Problem(**kw, pass_name=pname, name=name)
             dens = ops.densities(pname, d)
@@ -233,25 +306,29 @@ def run_map(args) -> int:
             if mapping is not None:
                 ev = evaluate(problem, hw, mapping, densities=dens, joint=joint)
             else:
-                res = map_layer(problem, hw, args.objective, densities=dens)
+                res = map_layer(problem, hw, req.objective, densities=dens)
                 evaluated += res.evaluated
                 ev = res.evaluation if joint is None else evaluate(problem, hw, res.mapping, densities=dens, joint=joint)
-            row = _row(name, ev)
             exploited = resolve(hw, problem).exploited
-            row["operand_densities"] = dens
-            row["exploited"] = sorted(OPERAND_NAME[sp] for sp in exploited if SPACE_NAME[sp] in dens)
-            row["density_mode"] = "real" if joint is not None else "statistical"
-            rows.append(row)
-            if not args.json:
-                texts.append(format_evaluation(name, ev))
-    seconds = time.perf_counter() - t0
-    totals = {"cycles": sum(r["cycles"] for r in rows), "energy_pj": sum(r["energy_pj"] for r in rows)}
+            info.append({"operand_densities": dens,
+                         "exploited": sorted(OPERAND_NAME[sp] for sp in exploited if SPACE_NAME[sp] in dens),
+                         "density_mode": "real" if joint is not None else "statistical"})
+            evals.append((name, ev))
+    return MapReport(hardware=hw.name, objective=req.objective, clock_hz=float(hw.pe_array.clock_hz),
+                     given_mapping=mapping is not None,
+                     evaluations=evals, mappings_evaluated=evaluated, seconds=time.perf_counter() - t0,
+                     operand_info=info)
+
+
+def run_map(args) -> int:
+    """Entry point of `rigl-hw map` (args from rigl_hw.cli.map)."""
+    rep = map_request(MapRequest.from_args(args))
     if args.json:
-        print(json.dumps({"hardware": hw.name, "objective": args.objective, "layers": rows, "totals": totals,
-                          "search": {"mappings_evaluated": evaluated, "seconds": seconds}}))
+        print(json.dumps(rep.to_dict()))
         return 0
-    print("\n\n".join(texts))
-    print(f"\ntotal: {totals['cycles']:,.0f} cycles, {totals['energy_pj'] / 1e6:,.3f} uJ on {hw.name} "
-          + (f"(the given mapping, evaluated in {seconds:.2f} s)" if mapping is not None else
-             f"({args.objective}-optimal; {evaluated} mappings evaluated in {seconds:.2f} s)"))
+    totals, seconds = rep.totals, rep.seconds
+    print("\n\n".join(format_evaluation(name, ev) for name, ev in rep.evaluations))
+    print(f"\ntotal: {totals['cycles']:,.0f} cycles, {totals['energy_pj'] / 1e6:,.3f} uJ on {rep.hardware} "
+          + (f"(the given mapping, evaluated in {seconds:.2f} s)" if rep.given_mapping else
+             f"({rep.objective}-optimal; {rep.mappings_evaluated} mappings evaluated in {seconds:.2f} s)"))
     return 0

@@ -40,5 +40,19 @@ def test_api_names_match_the_cli():
     from rigl_hw.cli import build_parser
 
     commands = set(build_parser()._subparsers._group_actions[0].choices)
-    assert {"flops", "train", "simulate", "export"} <= commands
-    assert all(callable(getattr(api, n)) for n in ("flops", "train", "simulate", "export", "read_trace"))
+    assert {"flops", "train", "simulate", "map", "export"} <= commands
+    assert all(callable(getattr(api, n)) for n in ("flops", "train", "simulate", "map_layer", "map_model", "export",
+                                                   "read_trace"))
+
+
+def test_api_map_arguments_are_the_cli_options():
+    """map_layer / map_model take the `rigl-hw map` options (dashes as underscores; --pass -> pass_name)."""
+    import inspect
+
+    from rigl_hw import api
+    from rigl_hw.cli import build_parser
+
+    p = build_parser()._subparsers._group_actions[0].choices["map"]
+    cli = {a.dest for a in p._actions} - {"help", "json", "func"}
+    got = (set(inspect.signature(api.map_layer).parameters) | set(inspect.signature(api.map_model).parameters))
+    assert got == cli, (got ^ cli)

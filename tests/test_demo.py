@@ -12,10 +12,39 @@ from rigl_hw.flops_report import flops_report
 
 
 @pytest.fixture(scope="module")
-def demo_out(tmp_path_factory):
+def demo_run(tmp_path_factory):
+    """The shortened demo with as_json=True (`rigl-hw demo --json`): (output dir, the stdout it printed)."""
+    import contextlib
+    import io
+
     out = tmp_path_factory.mktemp("demo")
-    assert demo.run_demo(str(out), steps=64) == 0
-    return out
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert demo.run_demo(str(out), steps=64, as_json=True) == 0
+    return out, buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def demo_out(demo_run):
+    return demo_run[0]
+
+
+def test_demo_json_is_one_object_with_the_report_figures(demo_run):
+    import json
+
+    out, stdout = demo_run
+    assert len(stdout.strip().splitlines()) == 1
+    s = json.loads(stdout)
+    report = (out / "report.md").read_text()
+    assert s["report"] == str(out / "report.md") and s["verified"] is True
+    assert [r["method"] for r in s["runs"]] == list(demo.DEMO_METHODS)
+    for r in s["runs"]:
+        assert r["accuracy"] == _last_eval_accuracy(out / "runs" / r["method"])
+        assert f"| {demo.LABEL[r['method']]} | {r['accuracy']:.4f} | {r['nonzeros']:,} |" in report
+    for r in s["simulation"]:
+        assert f"| {r['hardware']} | {demo.LABEL[r['method']]} | {r['steps']} | {r['mask_updates']} | " \
+               f"{r['cycles']:.4g} |" in report
+    assert f"{s['export']['dense_bytes']:,} bytes" in report
 
 
 def _last_eval_accuracy(run_dir):

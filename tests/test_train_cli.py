@@ -5,7 +5,7 @@ import argparse
 import pytest
 import torch
 
-from rigl_hw.train_cli import add_train_arguments, config_from_args, main
+from rigl_hw.cli.train import add_train_arguments, config_from_args, main
 
 BASE = ["--model", "mlp", "--dataset", "digits", "--method", "rigl", "--distribution", "erk", "--sparsity", "0.9",
         "--batch-size", "16", "--delta-t", "5", "--no-progress"]

@@ -94,7 +94,7 @@ def commands(tmp: Path, trace: Path, ckpt: Path) -> dict[str, tuple[list[str], d
         "train": (["train", "--model", "mlp", "--dataset", "digits", "--steps", "2", "--out", str(tmp / "run")],
                   {"--model": BAD_NAMES, "--dataset": BAD_NAMES, "--method": BAD_NAMES,
                    "--distribution": BAD_NAMES, "--sparsity": BAD_FRACTIONS, "--steps": BAD_INTS,
-                   "--batch-size": BAD_INTS, "--lr": ["-1", "nan", "inf", "x", "0"], "--optimizer": BAD_NAMES,
+                   "--batch": BAD_INTS, "--lr": ["-1", "nan", "inf", "x", "0"], "--optimizer": BAD_NAMES,
                    "--delta-t": BAD_INTS, "--alpha": ["0", "-1", "2", "nan"], "--decay": BAD_NAMES,
                    "--resume": paths}),
     }
