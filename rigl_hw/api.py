@@ -259,25 +259,32 @@ def _map(**request: Any) -> MapResult:
 
 def map_layer(layer: str, hardware: str | os.PathLike, *, pass_name: str = "forward", batch: int | None = None,
               objective: str = "latency", weight_density: float | None = None,
-              weight_mask: str | os.PathLike | None = None, mapping_file: str | os.PathLike | None = None) -> MapResult:
+              weight_mask: str | os.PathLike | None = None, mapping_file: str | os.PathLike | None = None,
+              input_density: float | None = None, input_mask: str | os.PathLike | None = None,
+              grad_density: float | None = None, grad_mask: str | os.PathLike | None = None) -> MapResult:
     """Map one layer, "conv N=16 C=64 M=64 R=3 S=3 P=56 Q=56 stride=1" or "gemm M=512 N=512 K=512", on
     `hardware` (preset name or TOML); pass_name: forward | backward_data | backward_weight | all;
-    weight_mask: a .npy file of the weight's shape; mapping_file: evaluate that mapping, no search."""
+    weight_mask: a .npy file of the weight's shape; mapping_file: evaluate that mapping, no search;
+    input_* / grad_*: activation and output-gradient zeros (densities, or .npy masks (N, C, H, W) /
+    (N, M, P, Q)), used where the hardware exploits them."""
+    s = lambda x: None if x is None else str(x)  # noqa: E731
     return _map(hardware=str(hardware), layer=layer, pass_name=pass_name, batch=batch, objective=objective,
-                weight_density=weight_density, weight_mask=None if weight_mask is None else str(weight_mask),
-                mapping_file=None if mapping_file is None else str(mapping_file))
+                weight_density=weight_density, weight_mask=s(weight_mask), mapping_file=s(mapping_file),
+                input_density=input_density, input_mask=s(input_mask), grad_density=grad_density,
+                grad_mask=s(grad_mask))
 
 
 def map_model(model: str, hardware: str | os.PathLike, *, distribution: str | None = None,
               sparsity: float | None = None, width: float = 1.0, input_shape: Sequence[int] | str | None = None,
               pass_name: str = "forward", batch: int | None = None, objective: str = "latency",
-              weight_density: float | None = None) -> MapResult:
+              weight_density: float | None = None, input_density: float | None = None,
+              grad_density: float | None = None) -> MapResult:
     """Map every sparsifiable layer of `model` (zoo name, "package.module:factory" with input_shape, or
     FILE.onnx) at `batch` samples (default 1); distribution + sparsity give per-layer weight densities,
     weight_density one density for all layers (default: dense)."""
     return _map(hardware=str(hardware), model=model, distribution=distribution, sparsity=sparsity, width=width,
                 input_shape=input_shape, pass_name=pass_name, batch=batch, objective=objective,
-                weight_density=weight_density)
+                weight_density=weight_density, input_density=input_density, grad_density=grad_density)
 
 
 # ------------------------------------------------------------------------------------------- export

@@ -28,7 +28,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"presets": [{"name": name, "rows": s.pe_array.rows, "cols": s.pe_array.cols,
                                  "clock_hz": s.pe_array.clock_hz, "dataflow": s.dataflow,
-                                 "number_format": s.number_format, "sparsity": "skip" if s.skips else s.sparsity.mode,
+                                 "number_format": s.number_format, "sparsity": s.sparsity.mode,
                                  "weight_format": s.weight_format.kind, "description": s.description}
                                 for name, s in specs]})
         return 0
