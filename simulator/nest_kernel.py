@@ -20,26 +20,7 @@ import numpy as np
 from numba import njit
 
 from simulator.nest import ROLES, Problem
-from simulator.tiles import SPACE_CODE, _SIMPLE, _k_transfer
-
-
-@njit(cache=True, nogil=True)
-def _k_offsets_above(la, level, dim):
-    """All offsets sum(i_j * stride_j) of the temporal loops above `level` on `dim` (bound > 1)."""
-    n = 1
-    for j in range(la.shape[0]):
-        if la[j, 3] == 0 and la[j, 0] < level and la[j, 1] == dim and la[j, 2] > 1:
-            n *= la[j, 2]
-    out = np.zeros(n, dtype=np.int64)
-    cur = 1
-    for j in range(la.shape[0]):
-        if la[j, 3] == 0 and la[j, 0] < level and la[j, 1] == dim and la[j, 2] > 1:
-            b, st = la[j, 2], la[j, 4]
-            for i in range(cur - 1, -1, -1):
-                for k in range(b - 1, -1, -1):
-                    out[i * b + k] = out[i] + k * st
-            cur *= b
-    return out
+from simulator.tiles import SPACE_CODE, _SIMPLE, _k_offsets, _k_transfer
 
 
 @njit(cache=True, nogil=True)
@@ -76,9 +57,9 @@ def _k_footprint(la, level, space, st_p, st_q, dl_p, dl_q, simple):
         if d >= 0:
             n *= ext[d] * above[d]
     if space == 1:
-        n *= _k_window_footprint(_k_offsets_above(la, level, 4), _k_offsets_above(la, level, 6),
+        n *= _k_window_footprint(_k_offsets(la, 0, level, 4, 0), _k_offsets(la, 0, level, 6, 0),
                                  ext[4], ext[6], st_p, dl_p)
-        n *= _k_window_footprint(_k_offsets_above(la, level, 5), _k_offsets_above(la, level, 7),
+        n *= _k_window_footprint(_k_offsets(la, 0, level, 5, 0), _k_offsets(la, 0, level, 7, 0),
                                  ext[5], ext[7], st_q, dl_q)
     return n
 

@@ -218,15 +218,18 @@ def loop_array(loops) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _k_offsets(la, lo, child, dim):
+def _k_offsets(la, lo, child, dim, spatial):
+    """All index offsets sum(i_j * stride_j) of the loops on `dim` at mapping levels lo <= level < child
+    that are spatial (spatial = 1: the children a parent serves) or temporal (spatial = 0: the steps
+    above a level, for its footprint)."""
     n = 1
     for j in range(la.shape[0]):
-        if la[j, 3] == 1 and lo <= la[j, 0] < child and la[j, 1] == dim:
+        if la[j, 3] == spatial and lo <= la[j, 0] < child and la[j, 1] == dim:
             n *= la[j, 2]
     out = np.zeros(n, dtype=np.int64)
     cur = 1
     for j in range(la.shape[0]):
-        if la[j, 3] == 1 and lo <= la[j, 0] < child and la[j, 1] == dim and la[j, 2] > 1:
+        if la[j, 3] == spatial and lo <= la[j, 0] < child and la[j, 1] == dim and la[j, 2] > 1:
             b, st = la[j, 2], la[j, 4]
             for i in range(cur - 1, -1, -1):
                 for k in range(b - 1, -1, -1):
@@ -291,14 +294,14 @@ def _k_transfer(la, space, child, parent, n_levels, st_p, st_q, dl_p, dl_q, latc
     bases_h = np.zeros(1, dtype=np.int64)
     bases_w = np.zeros(1, dtype=np.int64)
     if space == 1:
-        op = _k_offsets(la, lo, child, 4)
-        orr = _k_offsets(la, lo, child, 6)
+        op = _k_offsets(la, lo, child, 4, 1)
+        orr = _k_offsets(la, lo, child, 6, 1)
         bases_h = np.empty(op.shape[0] * orr.shape[0], dtype=np.int64)
         for i in range(op.shape[0]):
             for k in range(orr.shape[0]):
                 bases_h[i * orr.shape[0] + k] = op[i] * st_p + orr[k] * dl_p
-        oq = _k_offsets(la, lo, child, 5)
-        osr = _k_offsets(la, lo, child, 7)
+        oq = _k_offsets(la, lo, child, 5, 1)
+        osr = _k_offsets(la, lo, child, 7, 1)
         bases_w = np.empty(oq.shape[0] * osr.shape[0], dtype=np.int64)
         for i in range(oq.shape[0]):
             for k in range(osr.shape[0]):
